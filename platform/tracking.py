@@ -1,0 +1,113 @@
+"""MLflow on the driver side: where runs go, checking the server, and the life of a run.
+
+Workers only log into a run by id (``sddarts.trainables.tracking``); the driver creates the run,
+finds it again on resume, and always ends it: FINISHED, KILLED on interrupt, FAILED on error.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+DEFAULT_EXPERIMENT = "sddarts"
+NAME_TAG = "sddarts.name"
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used. The message says what to do."""
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``.
+
+    Relative sqlite paths are made absolute, since Ray workers run in other directories.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    if not uri.startswith(("sqlite:", "http://", "https://", "postgresql", "mysql", "databricks")):
+        raise TrackingError(f"tracking_uri {uri!r} is not supported: MLflow 3.13+ refuses file stores; "
+                            "use sqlite:///path/mlflow.db or http://host:port of an mlflow server")
+    return uri
+
+
+def artifact_root(uri: str) -> str | None:
+    """For a sqlite store, artifacts go in ``mlartifacts/`` beside the database file."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+    return None
+
+
+def check_tracking(uri: str, timeout: float = 5.0) -> None:
+    """Fails fast, with a clear message, when an MLflow server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+            if resp.status != 200:
+                raise TrackingError(f"MLflow server at {uri} answered /health with HTTP {resp.status}")
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(f"MLflow tracking server at {uri} is not reachable ({reason}); start it "
+                            "(mlflow server --host 127.0.0.1 --port 5000) or pass another --tracking-uri") from None
+
+
+def client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def experiment_id(uri: str, name: str) -> str:
+    """The id of experiment ``name``, creating it (with artifacts beside a sqlite store) if needed."""
+    c = client(uri)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return c.create_experiment(name, artifact_location=artifact_root(uri))
+
+
+def find_run(uri: str, exp_id: str, name: str, parent_run_id: str | None = None):
+    """The newest run tagged with search/trial ``name`` (optionally under ``parent_run_id``), or None."""
+    query = f"tags.`{NAME_TAG}` = '{name}'"
+    if parent_run_id:
+        query += f" and tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    runs = client(uri).search_runs([exp_id], filter_string=query, max_results=1, order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None
+
+
+def open_run(uri: str, exp_id: str, name: str, tags: dict[str, str], parent_run_id: str | None = None,
+             resume: bool = False) -> str:
+    """Creates run ``name``, or with ``resume`` reopens the existing one; returns its id."""
+    c = client(uri)
+    existing = find_run(uri, exp_id, name, parent_run_id)
+    if existing is not None:
+        if not resume:
+            raise TrackingError(f"a run named {name!r} already exists ({existing.info.run_id}); "
+                                f"pass --resume {name} to continue it or choose another --name")
+        c.update_run(existing.info.run_id, status="RUNNING")
+        return existing.info.run_id
+    if resume and parent_run_id is None:
+        raise TrackingError(f"no run named {name!r} in this tracking store to resume")
+    all_tags = {NAME_TAG: name, **tags}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    return c.create_run(exp_id, run_name=name, tags=all_tags).info.run_id
+
+
+def end_run(uri: str, run_id: str, status: str, tags: dict[str, Any] | None = None) -> None:
+    """Ends a run as FINISHED, FAILED or KILLED (never leaves it RUNNING)."""
+    c = client(uri)
+    for k, v in (tags or {}).items():
+        c.set_tag(run_id, k, str(v))
+    c.set_terminated(run_id, status=status)
+
+
+def run_url(uri: str, exp_id: str, run_id: str) -> str:
+    """Where to see a run: its UI page for a server, else how to start the UI."""
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}"
+    return f"make ui  (or: sddarts ui --tracking-uri {uri}), then experiment {exp_id}, run {run_id}"

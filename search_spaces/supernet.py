@@ -1,0 +1,120 @@
+"""The DARTS search supernet: a stack of search cells over a continuous relaxation.
+
+Architecture weights alpha live in the supernet as two ``(14, 8)`` parameters, one for normal
+and one for reduction cells. ``forward(x)`` uses ``softmax(alpha)``; ``forward(x, weights)``
+takes explicit op weights instead (for example the one-hot weights of a genotype).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sddarts.search_spaces.mixed import StateEdges
+from sddarts.search_spaces.operations import PRIMITIVES, FactorizedReduce, ReLUConvBN
+
+STEPS = 4  # intermediate nodes per cell
+NUM_EDGES = sum(2 + i for i in range(STEPS))  # 14
+
+
+def edge_index(src: int, node: int) -> int:
+    """Index of the edge from state ``src`` into intermediate node ``node`` (DARTS ordering)."""
+    return sum(2 + i for i in range(node)) + src
+
+
+def reduction_layers(layers: int) -> tuple[int, int]:
+    """The cells that reduce resolution: at 1/3 and 2/3 of the depth."""
+    return layers // 3, 2 * layers // 3
+
+
+class SearchCell(nn.Module):
+    """A search cell: 2 inputs, 4 intermediate nodes, every edge a mixed op."""
+
+    def __init__(self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool):
+        super().__init__()
+        self.reduction = reduction
+        self.pre0 = FactorizedReduce(c_pp, c, affine=False) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, affine=False)
+        self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=False)
+        self.states = nn.ModuleList()
+        for src in range(STEPS + 1):  # states 0,1 are the inputs; state 2+i is node i
+            consumers = list(range(max(0, src - 1), STEPS))
+            stride = 2 if reduction and src < 2 else 1
+            self.states.append(StateEdges(c, len(consumers), stride))
+            rows = torch.tensor([edge_index(src, node) for node in consumers])
+            self.register_buffer(f"rows{src}", rows, persistent=False)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states = [self.pre0(s0), self.pre1(s1)]
+        nodes: list[torch.Tensor | None] = [None] * STEPS
+        for src, edges in enumerate(self.states):
+            if src >= 2:
+                states.append(nodes[src - 2])
+            out = edges(states[src], weights[getattr(self, f"rows{src}")])
+            for e, node in enumerate(range(max(0, src - 1), STEPS)):
+                nodes[node] = out[:, e] if nodes[node] is None else nodes[node] + out[:, e]
+        return torch.cat(nodes, dim=1)
+
+
+class Alphas(nn.Module):
+    """The architecture parameters, kept in their own submodule so DDP can be told to skip them."""
+
+    def __init__(self, num_ops: int):
+        super().__init__()
+        self.normal = nn.Parameter(1e-3 * torch.randn(NUM_EDGES, num_ops))
+        self.reduce = nn.Parameter(1e-3 * torch.randn(NUM_EDGES, num_ops))
+
+
+class Supernet(nn.Module):
+    """The DARTS search network with alpha for normal and reduction cells."""
+
+    def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, in_channels: int = 3, stem_multiplier: int = 3):
+        super().__init__()
+        if layers < 3:
+            raise ValueError(f"layers must be >= 3 so that both reduction cells exist (got {layers})")
+        self.C, self.num_classes, self.layers, self.in_channels = C, num_classes, layers, in_channels
+        c_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+        c_pp, c_p, c_curr = c_curr, c_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in reduction_layers(layers)
+            if reduction:
+                c_curr *= 2
+            self.cells.append(SearchCell(c_pp, c_p, c_curr, reduction, reduction_prev))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, STEPS * c_curr
+        self.classifier = nn.Linear(c_p, num_classes)
+        self.arch = Alphas(len(PRIMITIVES))
+
+    ALPHA_NAMES = ("arch.normal", "arch.reduce")
+
+    @property
+    def alpha_normal(self) -> nn.Parameter:
+        return self.arch.normal
+
+    @property
+    def alpha_reduce(self) -> nn.Parameter:
+        return self.arch.reduce
+
+    def alphas(self) -> list[nn.Parameter]:
+        """The architecture parameters [alpha_normal, alpha_reduce]."""
+        return [self.arch.normal, self.arch.reduce]
+
+    def weights(self) -> Iterator[nn.Parameter]:
+        """The network weights w (every parameter except alpha)."""
+        return (p for name, p in self.named_parameters() if not name.startswith("arch."))
+
+    def op_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """softmax(alpha) per edge, for normal and reduction cells."""
+        return F.softmax(self.alpha_normal, dim=-1), F.softmax(self.alpha_reduce, dim=-1)
+
+    def forward(self, x: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        w_normal, w_reduce = self.op_weights() if weights is None else weights
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, w_reduce if cell.reduction else w_normal)
+        return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))

@@ -1,0 +1,43 @@
+"""Shared fixtures: one real local Ray for the session, and real MLflow sqlite stores."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # tests mix ray.init and `ray start`
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the reference DARTS port lives there
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A real 2-CPU Ray for the whole session (dashboard on: Train V2 needs its State API)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, num_gpus=0, object_store_memory=256 * 1024**2, configure_logging=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def tiny_search(**overrides):
+    """A search small enough for a test: digits, C=4, 3 cells, 3 steps per epoch."""
+    from sddarts.trainables.config import SearchConfig
+
+    values = dict(dataset="digits", C=4, layers=3, epochs=2, batch_size=32, steps_per_epoch=3, num_workers=1,
+                  cpus_per_worker=0.5, vote_count=2, teacher_interval=1, arch_lr=0.01, max_failures=0)
+    values.update(overrides)
+    return SearchConfig(**values).validate()

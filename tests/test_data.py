@@ -1,0 +1,65 @@
+"""Datasets through the real loaders: digits (bundled) and CIFAR files written in CIFAR's format."""
+
+import pickle
+
+import pytest
+import torch
+
+from cifar_files import write_cifar
+from sddarts.trainables.data import DataError, check_available, load_dataset, search_splits
+
+
+def test_digits_is_bundled_and_split():
+    train, test = load_dataset("digits", train=True), load_dataset("digits", train=False)
+    assert len(train) + len(test) == 1797 and len(test) == 360
+    x, y = train[0]
+    assert x.shape == (1, 8, 8) and 0 <= int(y) < 10
+
+
+@pytest.mark.parametrize("name,classes,n_train", [("cifar10", 10, 60), ("cifar100", 100, 12)])
+def test_cifar_loads_from_its_own_format(tmp_path, name, classes, n_train):
+    write_cifar(tmp_path, name)
+    train = load_dataset(name, str(tmp_path), train=True)
+    test = load_dataset(name, str(tmp_path), train=False)
+    assert len(train) == n_train and len(test) == 12
+    x, y = train[0]
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= int(y) < classes
+    xt, _ = test[0]
+    assert abs(float(xt.mean())) < 3  # normalised
+
+
+def test_cifar_augmentation_and_cutout_change_the_image(tmp_path):
+    write_cifar(tmp_path)
+    plain = load_dataset("cifar10", str(tmp_path), train=True, augment=False)
+    cut = load_dataset("cifar10", str(tmp_path), train=True, cutout=16)
+    torch.manual_seed(0)
+    assert not torch.equal(plain[0][0], cut[0][0])
+
+
+def test_search_splits_halve_the_training_set(tmp_path):
+    write_cifar(tmp_path)
+    w, a = search_splits("cifar10", str(tmp_path), 0.5, seed=0)
+    assert len(w) == len(a) == 30
+    assert not set(w.indices) & set(a.indices)
+
+
+def test_missing_data_dir_says_what_to_do(tmp_path):
+    with pytest.raises(DataError, match="pass --download"):
+        check_available("cifar10", str(tmp_path / "nowhere"))
+
+
+def test_malformed_batch_is_named(tmp_path):
+    write_cifar(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="test_batch is not a CIFAR python batch"):
+        check_available("cifar10", str(tmp_path))
+
+
+def test_labels_out_of_range_are_rejected(tmp_path):
+    write_cifar(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    entry = pickle.loads(path.read_bytes())
+    entry[b"labels"][0] = 42
+    path.write_bytes(pickle.dumps(entry))
+    with pytest.raises(DataError, match=r"labels must be in \[0, 9\]"):
+        load_dataset("cifar10", str(tmp_path), train=False)

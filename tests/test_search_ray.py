@@ -1,0 +1,101 @@
+"""Searches through a real TorchTrainer on a real 2-CPU Ray, logged to a real MLflow sqlite store."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from conftest import tiny_search
+from sddarts.platform.search import RunOptions, run_search
+from sddarts.search_spaces import Genotype
+
+pytestmark = pytest.mark.ray
+
+
+def _opts(tmp_path, uri, name):
+    return RunOptions(name=name, tracking_uri=uri, storage_path=str(tmp_path / "runs"))
+
+
+def test_two_worker_search_keeps_ranks_identical_and_logs_one_run(ray_session, tmp_path, sqlite_uri):
+    cfg = tiny_search(num_workers=2, epochs=2)
+    out = run_search(cfg, _opts(tmp_path, sqlite_uri, "ddp"))
+    assert out.metrics["epoch"] == 2
+    assert out.metrics["replica_drift"] == 0.0  # every rank holds the same w and alpha
+    assert out.metrics["teachers"] == 2 and out.metrics["sd_loss"] > 0
+    assert isinstance(out.genotype, Genotype)
+
+    client = MlflowClient(sqlite_uri)
+    runs = client.search_runs([out.experiment_id])
+    assert len(runs) == 1 and runs[0].info.run_id == out.run_id
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["kind"] == "search" and run.data.tags["dataset"] == "digits"
+    assert run.data.params["vote_count"] == "2" and run.data.params["num_workers"] == "2"
+    for key in ("val_acc", "derived_val_acc", "discretization_gap", "sd_loss", "agreement", "alpha_entropy"):
+        assert [m.step for m in client.get_metric_history(out.run_id, key)] == [1, 2], key
+    artifacts = {a.path for a in client.list_artifacts(out.run_id)}
+    assert {"genotype.json", "alpha.json", "checkpoint"} <= artifacts
+    logged = Genotype.from_json(Path(client.download_artifacts(out.run_id, "genotype.json", str(tmp_path))).read_text())
+    assert logged == out.genotype
+
+
+def test_same_seed_gives_the_same_genotype(ray_session, tmp_path, sqlite_uri):
+    cfg = tiny_search(epochs=1, seed=3, arch_lr=0.05)
+    a = run_search(cfg, _opts(tmp_path, sqlite_uri, "seed-a"))
+    b = run_search(cfg, _opts(tmp_path, sqlite_uri, "seed-b"))
+    assert a.genotype == b.genotype
+    assert a.metrics["val_loss"] == b.metrics["val_loss"]
+
+
+def test_a_failing_search_is_marked_failed(ray_session, tmp_path, sqlite_uri):
+    cfg = tiny_search(dataset="cifar10", data_dir=str(tmp_path / "no-cifar-here"), epochs=1)
+    with pytest.raises(Exception):
+        run_search(cfg, _opts(tmp_path, sqlite_uri, "broken"))
+    run = MlflowClient(sqlite_uri).search_runs([MlflowClient(sqlite_uri).get_experiment_by_name("sddarts").experiment_id])[0]
+    assert run.info.status == "FAILED" and "DataError" in run.data.tags["error"]
+
+
+def _snapshot_epochs(path: Path) -> list[int]:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [c["metrics"]["epoch"] for c in state.get("checkpoint_results", [])]
+
+
+def test_interrupted_search_resumes_in_the_same_mlflow_run(ray_session, tmp_path, sqlite_uri):
+    env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "sddarts.platform.cli", "search", "--dataset", "digits", "--C", "4", "--layers", "3",
+            "--epochs", "3", "--steps-per-epoch", "3", "--num-workers", "1", "--cpus-per-worker", "0.5",
+            "--teacher-interval", "2", "--vote-count", "2", "--tracking-uri", sqlite_uri,
+            "--storage-path", str(tmp_path / "runs"), "--max-failures", "0"]
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(args + ["--name", "resumable"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    snapshot = tmp_path / "runs" / "resumable" / "checkpoint_manager_snapshot.json"
+    deadline = time.time() + 240
+    while not _snapshot_epochs(snapshot) and time.time() < deadline and first.poll() is None:
+        time.sleep(0.5)
+    assert _snapshot_epochs(snapshot), (tmp_path / "first.log").read_text()[-3000:]
+    first.send_signal(signal.SIGINT)  # Ctrl-C after epoch 1 is checkpointed
+    assert first.wait(timeout=120) == 130
+    client = MlflowClient(sqlite_uri)
+    exp = client.get_experiment_by_name("sddarts").experiment_id
+    (run,) = client.search_runs([exp])
+    assert run.info.status == "KILLED"
+    done_before = _snapshot_epochs(snapshot)[-1]
+    assert done_before < 3
+
+    second = subprocess.run(args + ["--resume", "resumable"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert f"resumed after epoch {done_before}" in second.stdout + second.stderr
+    runs = client.search_runs([exp])
+    assert len(runs) == 1 and runs[0].info.run_id == run.info.run_id
+    assert runs[0].info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
+    assert steps == [1, 2, 3]  # the planned epochs, none repeated

@@ -1,0 +1,160 @@
+"""Typed configs for the search and the evaluation stage: the one source of truth for defaults.
+
+Every field carries its help text and allowed range in ``metadata``; the CLI builds one flag
+per field from it and ``validate()`` checks it, so a bad value fails before any Ray or MLflow
+work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+DATASETS = ("digits", "cifar10", "cifar100")
+SPACES = ("darts",)
+
+
+class ConfigError(ValueError):
+    """A config value out of its allowed range. The message names the field and the range."""
+
+
+def param(default: Any, help: str, *, ge: float | None = None, gt: float | None = None,
+          le: float | None = None, lt: float | None = None, choices: Sequence[Any] | None = None) -> Any:
+    """A config field with its help text and allowed range."""
+    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": tuple(choices) if choices else None}
+    return field(default=default, metadata=meta)
+
+
+def _range_text(meta: dict) -> str:
+    if meta["choices"]:
+        return "one of " + ", ".join(str(c) for c in meta["choices"])
+    lo = f"> {meta['gt']}" if meta["gt"] is not None else f">= {meta['ge']}" if meta["ge"] is not None else ""
+    hi = f"< {meta['lt']}" if meta["lt"] is not None else f"<= {meta['le']}" if meta["le"] is not None else ""
+    return " and ".join(part for part in (lo, hi) if part) or "any value"
+
+
+def allowed_range(cls: type, name: str) -> str:
+    """The allowed range of field ``name`` in words, e.g. ``'>= 0'``."""
+    return _range_text({f.name: f for f in dataclasses.fields(cls)}[name].metadata)
+
+
+@dataclass
+class CommonConfig:
+    """Fields shared by the search and the evaluation stage."""
+
+    dataset: str = param("digits", "dataset to train on", choices=DATASETS)
+    data_dir: str = param("", "folder holding CIFAR's python batches ('' for digits, which is bundled)")
+    download: bool = param(False, "download CIFAR into --data-dir if it is missing")
+    seed: int = param(0, "random seed (weights, alpha, data order)", ge=0)
+    epochs: int = param(10, "training epochs", ge=1)
+    batch_size: int = param(64, "batch size per worker", ge=1)
+    steps_per_epoch: int = param(0, "cap on optimisation steps per epoch (0 = a full pass)", ge=0)
+    num_workers: int = param(2, "Ray Train data-parallel workers", ge=1)
+    cpus_per_worker: float = param(1.0, "CPUs reserved per Train worker", gt=0)
+    gpus_per_worker: float = param(0.0, "GPUs per Train worker (> 0 trains on GPU with NCCL)", ge=0)
+    loader_workers: int = param(0, "DataLoader worker processes per Train worker", ge=0)
+    max_failures: int = param(2, "Train worker-group restarts from the last checkpoint before the run fails", ge=0)
+    C: int = param(16, "initial channels", ge=2)
+    layers: int = param(8, "cells in the network", ge=3)
+    grad_clip: float = param(5.0, "gradient-norm clip for the network weights (0 = off)", ge=0)
+    weight_decay: float = param(3e-4, "weight decay of the network weights", ge=0)
+    lr: float = param(0.025, "SGD learning rate of the network weights (cosine schedule)", gt=0)
+    lr_min: float = param(0.001, "final learning rate of the cosine schedule", ge=0)
+    momentum: float = param(0.9, "SGD momentum", ge=0, lt=1)
+
+    def validate(self) -> "CommonConfig":
+        """Checks every field against its range; raises ConfigError naming the first bad field."""
+        for f in dataclasses.fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            expected = f.type if isinstance(f.type, type) else {"int": int, "float": float, "bool": bool, "str": str}[f.type]
+            ok_type = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool))
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                ok_type = True
+            if not ok_type:
+                raise ConfigError(f"{f.name} must be a {expected.__name__} (got {value!r})")
+            bad = (
+                (meta["choices"] and value not in meta["choices"])
+                or (meta["ge"] is not None and value < meta["ge"])
+                or (meta["gt"] is not None and value <= meta["gt"])
+                or (meta["le"] is not None and value > meta["le"])
+                or (meta["lt"] is not None and value >= meta["lt"])
+            )
+            if bad:
+                raise ConfigError(f"{f.name} must be {_range_text(meta)} (got {value!r})")
+        if self.dataset != "digits" and not self.data_dir:
+            raise ConfigError(f"data_dir must be set for dataset {self.dataset!r} (a folder for CIFAR's batches; add --download to fetch them)")
+        if self.C % 2:
+            raise ConfigError(f"C must be even, since reduction cells halve channels in FactorizedReduce (got {self.C})")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CommonConfig":
+        """Builds a config from a dict, rejecting unknown keys with the list of known ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(names))}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> "CommonConfig":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class SearchConfig(CommonConfig):
+    """An SD-DARTS search. Defaults follow DARTS (Liu et al., 2019) where it has one."""
+
+    space: str = param("darts", "search space", choices=SPACES)
+    train_portion: float = param(0.5, "share of the training split that trains w; the rest trains alpha", gt=0, lt=1)
+    order: int = param(1, "bilevel approximation: 1 = first order, 2 = second order (unrolled)", choices=(1, 2))
+    arch_lr: float = param(3e-4, "Adam learning rate of alpha", gt=0)
+    arch_weight_decay: float = param(1e-3, "Adam weight decay of alpha", ge=0)
+    sd_weight: float = param(1.0, "weight of the self-distillation term (0 = plain DARTS)", ge=0)
+    temperature: float = param(2.0, "softening temperature T of teachers and student", gt=0)
+    vote_count: int = param(3, "teachers kept in the ring and voting (0 = plain DARTS)", ge=0)
+    teacher_interval: int = param(50, "optimisation steps between teacher snapshots", ge=1)
+    voting: str = param("soft", "how teachers vote: soft (mean probabilities) or hard (majority argmax)", choices=("soft", "hard"))
+    distill_on: str = param("both", "which update gets the distillation term", choices=("both", "weights", "arch"))
+    sharpness_every: int = param(0, "epochs between Hessian-eigenvalue (sharpness) measurements (0 = off)", ge=0)
+    sharpness_batches: int = param(2, "held-out batches per sharpness measurement", ge=1)
+    sharpness_iters: int = param(10, "power-iteration steps per sharpness measurement", ge=1)
+    plot_every: int = param(0, "epochs between cell-diagram artifacts (0 = only at the end)", ge=0)
+
+    @property
+    def distills(self) -> bool:
+        """True when the self-distillation term is active (not plain DARTS)."""
+        return self.sd_weight > 0 and self.vote_count > 0
+
+
+@dataclass
+class EvalConfig(CommonConfig):
+    """Training a derived architecture from scratch (DARTS' evaluation recipe by preset)."""
+
+    epochs: int = param(600, "training epochs", ge=1)
+    batch_size: int = param(96, "batch size per worker", ge=1)
+    C: int = param(36, "initial channels", ge=2)
+    layers: int = param(20, "cells in the network", ge=3)
+    lr_min: float = param(0.0, "final learning rate of the cosine schedule", ge=0)
+    auxiliary_weight: float = param(0.4, "weight of the auxiliary head's loss (0 = no auxiliary head)", ge=0)
+    cutout: int = param(16, "cutout square side in pixels (0 = off)", ge=0)
+    drop_path: float = param(0.2, "final drop-path probability, ramped linearly from 0", ge=0, lt=1)
+
+
+SEARCH_PRESETS: dict[str, dict[str, Any]] = {
+    "digits-demo": dict(dataset="digits", C=8, layers=5, epochs=6, batch_size=32, arch_lr=3e-2,
+                        teacher_interval=5, vote_count=2, sharpness_every=2, sharpness_batches=1,
+                        sharpness_iters=5, plot_every=0),
+    "cifar10-darts": dict(dataset="cifar10", data_dir="data", C=16, layers=8, epochs=50, batch_size=64,
+                          teacher_interval=100, vote_count=3, sharpness_every=5),
+}
+
+EVAL_PRESETS: dict[str, dict[str, Any]] = {
+    "digits-demo": dict(dataset="digits", C=8, layers=5, epochs=10, batch_size=64, cutout=0,
+                        drop_path=0.1, auxiliary_weight=0.4),
+    "cifar10-darts": dict(dataset="cifar10", data_dir="data", C=36, layers=20, epochs=600, batch_size=96,
+                          cutout=16, drop_path=0.2, auxiliary_weight=0.4),
+}

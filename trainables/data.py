@@ -1,0 +1,162 @@
+"""Datasets: scikit-learn's bundled digits (the default, no download) and CIFAR-10/100.
+
+CIFAR is read straight from CIFAR's own python pickle batches, so a folder with a few hand-written
+batches loads exactly like the real one; torchvision only downloads it, and only with ``download``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
+from torchvision.transforms import v2
+
+
+class DataError(ValueError):
+    """A dataset that is missing or malformed. The message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    in_channels: int
+    num_classes: int
+    image_size: int
+
+
+INFO = {
+    "digits": DatasetInfo(1, 10, 8),
+    "cifar10": DatasetInfo(3, 10, 32),
+    "cifar100": DatasetInfo(3, 100, 32),
+}
+CIFAR_MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
+CIFAR_STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762)}
+CIFAR_LAYOUT = {  # folder, training files, test file, label key
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels"),
+    "cifar100": ("cifar-100-python", ["train"], "test", b"fine_labels"),
+}
+
+
+class Cutout:
+    """Zeroes one ``size`` x ``size`` square at a random centre (DeVries & Taylor, 2017; as in DARTS)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[-2:]
+        y, x = int(torch.randint(h, ())), int(torch.randint(w, ()))
+        img = img.clone()
+        img[..., max(0, y - self.size // 2): y + self.size // 2, max(0, x - self.size // 2): x + self.size // 2] = 0
+        return img
+
+
+class ImageArrayDataset(Dataset):
+    """uint8 images ``(N, C, H, W)`` and labels, with a tensor transform per sample."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[i]), self.labels[i]
+
+
+def _digits(train: bool) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    order = np.random.default_rng(0).permutation(len(bunch.target))  # fixed 80/20 train/test split
+    cut = int(0.8 * len(order))
+    idx = order[:cut] if train else order[cut:]
+    x = torch.tensor(bunch.images[idx], dtype=torch.float32).unsqueeze(1) / 16.0
+    x = (x - 0.305) / 0.375
+    return TensorDataset(x, torch.tensor(bunch.target[idx], dtype=torch.long))
+
+
+def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with path.open("rb") as fh:
+            entry = pickle.load(fh, encoding="bytes")
+        data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(entry[label_key], dtype=np.int64)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pickle, key and shape errors all mean the same to the user
+        raise DataError(f"{path} is not a CIFAR python batch ({type(exc).__name__}: {exc})") from exc
+    if len(data) != len(labels):
+        raise DataError(f"{path} holds {len(data)} images but {len(labels)} labels")
+    return data, labels
+
+
+def _download(name: str, root: Path) -> None:
+    from torchvision import datasets
+
+    root.mkdir(parents=True, exist_ok=True)
+    (datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100)(str(root), download=True)
+
+
+def load_cifar_arrays(name: str, data_dir: str, train: bool, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The uint8 images and labels of one CIFAR split, read from its python batches."""
+    folder, train_files, test_file, label_key = CIFAR_LAYOUT[name]
+    root = Path(data_dir).expanduser()
+    files = [root / folder / f for f in (train_files if train else [test_file])]
+    if download and not all(f.is_file() for f in files):
+        _download(name, root)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise DataError(f"data_dir {str(root)!r} has no {name} batches (missing {missing[0]}); "
+                        f"pass --download to fetch them, or point --data-dir at the folder holding {folder}/")
+    parts = [_read_batch(f, label_key) for f in files]
+    images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+    labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
+    classes = INFO[name].num_classes
+    if labels.min() < 0 or labels.max() >= classes:
+        raise DataError(f"{name} labels must be in [0, {classes - 1}], found {int(labels.min())}..{int(labels.max())}")
+    return images, labels
+
+
+def cifar_transform(name: str, train: bool, cutout: int = 0) -> v2.Transform:
+    """DARTS' augmentation: random crop with 4-pixel padding and horizontal flip, then normalise."""
+    steps: list = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if train else []
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(CIFAR_MEAN[name], CIFAR_STD[name])]
+    if train and cutout > 0:
+        steps.append(Cutout(cutout))
+    return v2.Compose(steps)
+
+
+def load_dataset(name: str, data_dir: str = "", train: bool = True, augment: bool = True,
+                 cutout: int = 0, download: bool = False) -> Dataset:
+    """One split of a dataset, ready for a DataLoader."""
+    if name == "digits":
+        return _digits(train)
+    if name not in CIFAR_LAYOUT:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(INFO)}")
+    images, labels = load_cifar_arrays(name, data_dir, train, download)
+    return ImageArrayDataset(images, labels, cifar_transform(name, train and augment, cutout))
+
+
+def search_splits(name: str, data_dir: str, train_portion: float, seed: int, download: bool = False) -> tuple[Dataset, Dataset]:
+    """DARTS' search split of the training set: ``train_portion`` trains w, the rest trains alpha."""
+    full = load_dataset(name, data_dir, train=True, download=download)
+    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
+    cut = int(round(train_portion * len(order)))
+    if cut == 0 or cut == len(order):
+        raise DataError(f"train_portion {train_portion} leaves an empty split of the {len(order)} training images")
+    return Subset(full, order[:cut]), Subset(full, order[cut:])
+
+
+def check_available(name: str, data_dir: str, download: bool = False) -> None:
+    """Raises DataError early (on the driver) if the dataset is missing or malformed."""
+    if name == "digits" or download:
+        return
+    load_cifar_arrays(name, data_dir, train=False)
+    folder, train_files, _, label_key = CIFAR_LAYOUT[name]
+    missing = [f for f in train_files if not (Path(data_dir).expanduser() / folder / f).is_file()]
+    if missing:
+        raise DataError(f"data_dir {data_dir!r} is missing {folder}/{missing[0]}; pass --download to fetch it")

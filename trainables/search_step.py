@@ -1,0 +1,112 @@
+"""One SD-DARTS search step (an alpha step, then a w step) and the state it works on.
+
+Shared by the search loop and ``benchmarks/search_step.py``, so the benchmark times exactly the
+code a search runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sddarts.search_spaces import Supernet
+from sddarts.trainables.architect import arch_step, first_order_grads, second_order_grads
+from sddarts.trainables.config import SearchConfig
+from sddarts.trainables.distill import TeacherRing, agreement, sd_loss
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
+    """Batch statistics without touching the running ones: BN in train mode with momentum 0."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.momentum) for m in bns]
+    for m in bns:
+        m.train()
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (training, momentum) in zip(bns, saved):
+            m.train(training)
+            m.momentum = momentum
+
+
+@dataclass
+class SearchState:
+    """Everything a search step reads and updates."""
+
+    cfg: SearchConfig
+    net: Supernet  # the bare supernet (alpha steps, teachers, checkpoints)
+    model: nn.Module  # ``net``, wrapped in DDP when there are several workers (w steps)
+    w_opt: torch.optim.Optimizer
+    a_opt: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ring: TeacherRing
+    shadow: Supernet | None = None  # second order: the virtually stepped copy
+    step: int = 0
+
+    @classmethod
+    def create(cls, cfg: SearchConfig, net: Supernet, model: nn.Module | None = None) -> "SearchState":
+        w_opt = torch.optim.SGD(net.weights(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        a_opt = torch.optim.Adam(net.alphas(), lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
+        ring = TeacherRing(cfg.vote_count if cfg.distills else 0, cfg.teacher_interval, cfg.voting)
+        shadow = copy.deepcopy(net) if cfg.order == 2 else None
+        return cls(cfg, net, model if model is not None else net, w_opt, a_opt, scheduler, ring, shadow)
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None,
+             weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Cross-entropy plus the distillation term; returns (loss, logits, sd term or None)."""
+        logits = model(x) if weights is None else model(x, weights)
+        loss = F.cross_entropy(logits, y)
+        if teacher is None:
+            return loss, logits, None
+        sd = sd_loss(logits, teacher, self.cfg.temperature)
+        return loss + self.cfg.sd_weight * sd, logits, sd
+
+    def arch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
+        return self.loss(model, x, y, teacher)[0]
+
+    def teachers(self, x: torch.Tensor, on: str) -> torch.Tensor | None:
+        """Voted teacher probabilities for ``x`` if distillation applies to the ``on`` update."""
+        if self.cfg.distill_on not in ("both", on):
+            return None
+        return self.ring.predict(x, self.cfg.temperature)
+
+
+def search_step(state: SearchState, batch_w: tuple[torch.Tensor, torch.Tensor],
+                batch_a: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    """One bilevel step: alpha on ``batch_a`` (first or second order), then w on ``batch_w``."""
+    cfg, net = state.cfg, state.net
+    (x_w, y_w), (x_a, y_a) = batch_w, batch_a
+    t_w = state.teachers(x_w, "weights")
+    t_a = state.teachers(x_a, "arch")
+    if cfg.order == 1:
+        grads = first_order_grads(net, state.arch_loss, x_a, y_a, t_a)
+    else:
+        eta = state.scheduler.get_last_lr()[0]
+        grads = second_order_grads(net, state.shadow, state.arch_loss, (x_w, y_w, t_w), (x_a, y_a, t_a), eta, state.w_opt)
+    arch_step(net, state.a_opt, grads)
+
+    with torch.no_grad():
+        fixed = tuple(w.detach() for w in net.op_weights())
+    loss, logits, sd = state.loss(state.model, x_w, y_w, t_w, fixed)
+    state.w_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        nn.utils.clip_grad_norm_(list(net.weights()), cfg.grad_clip)
+    state.w_opt.step()
+    state.step += 1
+    state.ring.maybe_snapshot(state.step, net)
+
+    stats = {"loss": float(loss.detach()), "correct": float((logits.argmax(1) == y_w).sum()), "n": float(len(y_w))}
+    if sd is not None:
+        stats["sd_loss"] = float(sd.detach())
+        stats["agreement"] = float(agreement(logits.detach(), t_w))
+    return stats
