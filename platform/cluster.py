@@ -42,7 +42,8 @@ def connect(address: str | None, cfg: CommonConfig, per_trial_extra_cpu: float =
     if not address and not ray.is_initialized():
         check_fits(cfg, local_resources(), per_trial_extra_cpu)  # before Ray starts
     if not ray.is_initialized():
-        ray.init(address=address, configure_logging=True, logging_level="WARNING")
+        # "local" starts a fresh local Ray instead of joining whatever `ray start` left behind
+        ray.init(address=address or "local", configure_logging=True, logging_level="WARNING")
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
     check_fits(cfg, resources, per_trial_extra_cpu)
     return resources

@@ -69,12 +69,37 @@ def _raise_interrupt(signum, frame):  # SIGTERM (ray job stop, kill) ends the ru
     raise _Interrupted()
 
 
+def fit_tracked(trainer, uri: str, run_id: str, own_status: bool = True):
+    """Fits a Ray Train trainer for MLflow run ``run_id``: on Ctrl-C or SIGTERM the run ends
+    KILLED, on any error FAILED (with the error as a tag); the caller ends it FINISHED.
+    With ``own_status=False`` (a sweep trial) the status is left to whoever stops the trial."""
+    if not own_status:
+        return trainer.fit()
+    in_main = _in_main_thread()
+    previous = signal.getsignal(signal.SIGTERM)
+    if in_main:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return trainer.fit()
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ray's fit() aborts on Ctrl-C with SystemExit
+        tracking.end_run(uri, run_id, "KILLED", {"end_reason": "interrupted"})
+        raise KeyboardInterrupt() from exc
+    except BaseException as exc:
+        tracking.end_run(uri, run_id, "FAILED", {"error": f"{type(exc).__name__}: {exc}"[:4000]})
+        raise
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def run_search(cfg: SearchConfig, opts: RunOptions, parent_run_id: str | None = None,
-               callbacks: list | None = None, extra_tags: dict[str, str] | None = None) -> SearchOutcome:
+               callbacks: list | None = None, extra_tags: dict[str, str] | None = None,
+               own_status: bool = True) -> SearchOutcome:
     """Runs (or resumes) one search and ends its MLflow run FINISHED, KILLED or FAILED.
 
     Ray must already be initialised. A run is resumed from the latest checkpoint under
-    ``storage_path/name`` whenever one exists.
+    ``storage_path/name`` whenever one exists. A sweep trial passes ``own_status=False``: Tune
+    may stop it at any report, so the sweep's callback ends its run instead.
     """
     from sddarts.trainables.search import make_search_trainer
 
@@ -82,26 +107,12 @@ def run_search(cfg: SearchConfig, opts: RunOptions, parent_run_id: str | None = 
     tags = {**search_tags(cfg), **(extra_tags or {})}
     run_id = tracking.open_run(opts.tracking_uri, exp_id, opts.name, tags, parent_run_id, opts.resume)
     run = {"name": opts.name, "tracking_uri": opts.tracking_uri, "run_id": run_id}
-    previous = signal.getsignal(signal.SIGTERM)
-    in_main = _in_main_thread()
-    if in_main:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        result = make_search_trainer(cfg, run, opts.storage_path, callbacks).fit()
-    except (KeyboardInterrupt, SystemExit) as exc:  # Ray's fit() aborts on Ctrl-C with SystemExit
-        tracking.end_run(opts.tracking_uri, run_id, "KILLED", {"end_reason": "interrupted"})
-        raise KeyboardInterrupt() from exc
-    except BaseException as exc:
-        tracking.end_run(opts.tracking_uri, run_id, "FAILED", {"error": f"{type(exc).__name__}: {exc}"[:4000]})
-        raise
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
+    trainer = make_search_trainer(cfg, run, opts.storage_path, callbacks)
+    result = fit_tracked(trainer, opts.tracking_uri, run_id, own_status)
     metrics = dict(result.metrics or {})
-    genotype = None
-    if "genotype_json" in metrics:
-        genotype = Genotype.from_json(metrics["genotype_json"])
-    tracking.end_run(opts.tracking_uri, run_id, "FINISHED")
+    genotype = Genotype.from_json(metrics["genotype_json"]) if "genotype_json" in metrics else None
+    if own_status:
+        tracking.end_run(opts.tracking_uri, run_id, "FINISHED")
     return SearchOutcome(opts.name, run_id, exp_id, metrics, genotype)
 
 

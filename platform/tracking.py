@@ -110,4 +110,5 @@ def run_url(uri: str, exp_id: str, run_id: str) -> str:
     """Where to see a run: its UI page for a server, else how to start the UI."""
     if uri.startswith(("http://", "https://")):
         return f"{uri.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}"
-    return f"make ui  (or: sddarts ui --tracking-uri {uri}), then experiment {exp_id}, run {run_id}"
+    return (f"make ui  (or: sddarts ui --tracking-uri {uri}), then "
+            f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{run_id}")

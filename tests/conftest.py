@@ -23,7 +23,7 @@ def ray_session():
 
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, num_gpus=0, object_store_memory=256 * 1024**2, configure_logging=False)
+    ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=256 * 1024**2, configure_logging=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

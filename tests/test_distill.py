@@ -81,6 +81,17 @@ def test_teachers_do_not_change_batchnorm_statistics():
     torch.testing.assert_close(model.bn.running_mean, before)
 
 
+def test_a_teachers_output_for_a_sample_does_not_depend_on_its_batch():
+    model = _Scale()
+    model.train()(torch.randn(16, 2) * 3 + 1)  # some running statistics
+    ring = TeacherRing(vote_count=1, teacher_interval=1)
+    ring.maybe_snapshot(1, model)
+    a, b = torch.randn(4, 2), torch.randn(5, 2)
+    both = ring.predict(torch.cat([a, b]), 2.0)
+    torch.testing.assert_close(both[:4], ring.predict(a, 2.0))
+    torch.testing.assert_close(both[4:], ring.predict(b, 2.0))
+
+
 def test_vote_count_zero_is_plain_darts():
     ring = TeacherRing(vote_count=0, teacher_interval=1)
     assert not ring.maybe_snapshot(1, _Scale())

@@ -52,9 +52,10 @@ def agreement(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torc
 class TeacherRing:
     """The last ``vote_count`` snapshots of the supernet, taken every ``teacher_interval`` steps.
 
-    Teachers run without gradients and normalise with batch statistics, as the student does
-    during search, but with BN momentum 0: they never change their own or the student's
-    BatchNorm statistics, and each costs one inference forward.
+    Teachers are inference-mode snapshots: eval-mode BatchNorm with the running statistics the
+    supernet had at snapshot time, no autograd. They never change BatchNorm statistics, each
+    costs one inference forward, and since a teacher's output for a sample does not depend on
+    the rest of the batch, the w- and alpha-batches share one forward.
     """
 
     def __init__(self, vote_count: int, teacher_interval: int, voting: str = "soft"):
@@ -75,21 +76,21 @@ class TeacherRing:
         return True
 
     def add(self, model: nn.Module, step: int) -> None:
-        teacher = copy.deepcopy(model).train()
-        for m in teacher.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = 0.0
+        teacher = copy.deepcopy(model).eval()
         for p in teacher.parameters():
             p.grad = None
         teacher.requires_grad_(False)
         self.teachers.append(teacher)
         self.snapshot_steps.append(step)
 
-    @torch.no_grad()
     def predict(self, x: torch.Tensor, temperature: float) -> torch.Tensor | None:
         """The voted, softened teacher probabilities for ``x``, or None while the ring is empty."""
         if not len(self):
             return None
+        return self._vote(x, temperature).clone()  # out of inference mode: usable in the loss
+
+    @torch.inference_mode()
+    def _vote(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
         probs = torch.stack([F.softmax(t(x) / temperature, dim=-1) for t in self.teachers])
         return VOTERS[self.voting](probs)
 

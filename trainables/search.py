@@ -6,18 +6,14 @@ held-out evaluation of the supernet and of its current genotype, logging, and a 
 
 from __future__ import annotations
 
-import logging
 import os
-import random
-import sys
 import tempfile
 import time
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader
 
 import ray.train
 import ray.train.torch
@@ -26,18 +22,12 @@ from sddarts.search_spaces.genotypes import genotype_weights
 from sddarts.trainables.architect import all_reduce_mean
 from sddarts.trainables.config import SearchConfig
 from sddarts.trainables.data import INFO, search_splits
+from sddarts.trainables.runtime import (
+    STATE_FILE, make_loader, make_trainer, progress, quiet_report_logs, rng_state, seed_everything, set_rng_state,
+)
 from sddarts.trainables.search_step import SearchState, frozen_bn_stats, search_step
 from sddarts.trainables.sharpness import dominant_eigenvalue
 from sddarts.trainables.tracking import RunLogger
-
-STATE_FILE = "state.pt"
-
-
-def make_loader(ds: Dataset, cfg: SearchConfig, rank: int, world: int, shuffle: bool = True) -> DataLoader:
-    """A loader over this worker's shard, reshuffled per epoch with the config's seed."""
-    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=shuffle, seed=cfg.seed, drop_last=shuffle)
-    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.loader_workers,
-                      drop_last=shuffle, pin_memory=torch.cuda.is_available())
 
 
 def alpha_entropy(net: Supernet) -> float:
@@ -72,6 +62,17 @@ def replica_drift(net: Supernet) -> float:
     return float(drift)
 
 
+def worker_nodes(world: int) -> int:
+    """How many Ray nodes this run's workers span."""
+    if world == 1:
+        return 1
+    import torch.distributed as dist
+
+    nodes: list = [None] * world
+    dist.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
+    return len(set(nodes))
+
+
 def sharpness(state: SearchState, loader: DataLoader, device: torch.device) -> float:
     """Dominant Hessian eigenvalue of the held-out loss w.r.t. alpha on ``sharpness_batches`` batches."""
     cfg, net = state.cfg, state.net
@@ -89,8 +90,7 @@ def save_state(state: SearchState, epoch: int, run_id: str, metrics: dict[str, A
         "epoch": epoch, "step": state.step, "mlflow_run_id": run_id, "config": state.cfg.to_dict(), "metrics": metrics,
         "net": state.net.state_dict(), "w_opt": state.w_opt.state_dict(), "a_opt": state.a_opt.state_dict(),
         "scheduler": state.scheduler.state_dict(), "ring": state.ring.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        "rng": rng_state(), "history": state.history, "alpha_history": state.alpha_history,
     }
 
 
@@ -102,29 +102,10 @@ def load_state(state: SearchState, saved: dict[str, Any]) -> tuple[int, str, dic
     state.scheduler.load_state_dict(saved["scheduler"])
     state.ring.load_state_dict(saved["ring"], state.net)
     state.step = saved["step"]
-    rng = saved["rng"]
-    torch.set_rng_state(rng["torch"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    set_rng_state(saved["rng"])
+    state.history[:] = saved["history"]
+    state.alpha_history[:] = saved["alpha_history"]
     return saved["epoch"], saved["mlflow_run_id"], saved["metrics"]
-
-
-def quiet_report_logs() -> None:
-    """Ray Train logs every report (metrics and all) at INFO under a logger named after its file
-    path, outside ``ray.train``'s level filter; keep the console to our progress lines."""
-    try:
-        from ray.train.v2._internal.execution import context as train_context
-    except ImportError:
-        return
-    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
-
-
-def progress(line: str) -> None:
-    """One progress line on the driver's console (Ray's patched ``print`` would log it twice)."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -135,9 +116,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    random.seed(cfg.seed)
+    seed_everything(cfg.seed)
 
     info = INFO[cfg.dataset]
     train_w, train_a = search_splits(cfg.dataset, cfg.data_dir, cfg.train_portion, cfg.seed, cfg.download and rank == 0)
@@ -151,12 +130,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         model = ray.train.torch.prepare_model(net, move_to_device=False)
     state = SearchState.create(cfg, net, model)
 
-    start_epoch, run_id = 0, run["run_id"]
+    start_epoch, run_id, last = 0, run["run_id"], {}
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as d:
             start_epoch, run_id, last = load_state(state, torch.load(os.path.join(d, STATE_FILE), map_location=device, weights_only=False))
     log = RunLogger(run["tracking_uri"], run_id, enabled=rank == 0)
+    nodes = worker_nodes(world)
+    log.set_tags({"train_workers": world, "train_nodes": nodes, "device": str(device)})
+    if rank == 0:
+        progress(f"[{run['name']}] {world} worker(s) on {nodes} node(s), device {device}")
     if start_epoch == 0:
         log.log_params(cfg.to_dict())
     elif rank == 0:
@@ -164,6 +147,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if log.logged_steps("epoch") and start_epoch not in log.logged_steps("epoch"):
             log_epoch(log, last, Genotype.from_json(last["genotype_json"]))
 
+    history, alpha_history = state.history, state.alpha_history  # per-epoch, kept in checkpoints
+    if start_epoch >= cfg.epochs:  # restored after its last epoch: report the final result again
+        ray.train.report({k: v for k, v in last.items()})
+        return
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         w_loader.sampler.set_epoch(epoch)
@@ -201,6 +188,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         metrics["epoch_time_s"] = time.time() - t0
         metrics["genotype"] = genotype.short()
         metrics["genotype_json"] = genotype.to_json(indent=None)
+        metrics["mlflow_run_id"] = run_id
+        history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        alpha_history.append(tuple(w.detach().cpu().numpy() for w in net.op_weights()))
 
         if rank == 0:
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)) and k not in ("epoch", "step"))
@@ -214,35 +204,46 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             # MLflow only hears of an epoch once its checkpoint is reported, so a resumed run
             # never logs an epoch twice; a resume re-logs the checkpointed epoch if it was missed.
             log_epoch(log, metrics, genotype)
-            if epoch + 1 == cfg.epochs:
-                log.log_dict(genotype.to_dict(), "genotype.json")
+            final = epoch + 1 == cfg.epochs
+            if final or (cfg.plot_every and (epoch + 1) % cfg.plot_every == 0):
+                log_pictures(log, genotype, net, history, alpha_history, epoch + 1, final)
+            if final:
                 log.log_dict({"alpha_normal": net.alpha_normal.tolist(), "alpha_reduce": net.alpha_reduce.tolist()}, "alpha.json")
                 log.log_file(os.path.join(d, STATE_FILE), "checkpoint")
 
 
+def log_pictures(log: RunLogger, genotype, net: Supernet, history: list[dict], alpha_history: list, epoch: int,
+                 final: bool) -> None:
+    """Cell diagrams (PNG and SVG) per ``plot_every`` epochs and at the end; at the end also the
+    alpha heatmap, its evolution, and the curves of sharpness, gap and losses."""
+    if not log.enabled:
+        return
+    import matplotlib.pyplot as plt
+
+    from sddarts.search_spaces import plot
+
+    folder = "plots" if final else f"plots/epoch_{epoch:03d}"
+    for cell in ("normal", "reduce"):
+        fig = plot.cell_figure(genotype, cell)
+        log.log_figure(fig, f"{folder}/cell_{cell}.png")
+        log.log_figure(fig, f"{folder}/cell_{cell}.svg")
+    if final:
+        log.log_figure(plot.alpha_heatmap(net.alpha_normal, net.alpha_reduce), "plots/alpha_heatmap.png")
+        log.log_figure(plot.alpha_evolution(alpha_history), "plots/alpha_evolution.png")
+        log.log_figure(plot.curves(history), "plots/curves.png")
+    plt.close("all")
+
+
 def log_epoch(log: RunLogger, metrics: dict[str, Any], genotype) -> None:
-    """One epoch into MLflow: its numeric metrics at step = epoch, and the genotype as a tag."""
+    """One epoch into MLflow: its numeric metrics at step = epoch, and the current genotype
+    (``genotype.json``, rewritten each epoch, so a run stopped early still has one)."""
     log.log_metrics(metrics, step=int(metrics["epoch"]))
     log.set_tags({"genotype": genotype.short()})
+    log.log_dict(genotype.to_dict(), "genotype.json")
 
 
 def make_search_trainer(cfg: SearchConfig, run: dict[str, Any], storage_path: str,
                         callbacks: list | None = None) -> "ray.train.torch.TorchTrainer":
-    """The one place a search's TorchTrainer is built. The Train run is named after the search,
-    so fitting a trainer with the same ``run['name']`` and ``storage_path`` resumes it."""
-    from ray.train.torch import TorchTrainer
-
-    resources = {"CPU": cfg.cpus_per_worker}
-    if cfg.gpus_per_worker:
-        resources["GPU"] = cfg.gpus_per_worker
-    return TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"search": cfg.to_dict(), "run": run},
-        scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.gpus_per_worker > 0,
-                                               resources_per_worker=resources),
-        run_config=ray.train.RunConfig(
-            name=run["name"], storage_path=storage_path, callbacks=callbacks or [],
-            failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-        ),
-    )
+    """The search's TorchTrainer; ``run``: {name, tracking_uri, run_id}."""
+    return make_trainer(train_loop_per_worker, {"search": cfg.to_dict(), "run": run}, cfg, run["name"],
+                        storage_path, callbacks)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
@@ -50,6 +50,8 @@ class SearchState:
     ring: TeacherRing
     shadow: Supernet | None = None  # second order: the virtually stepped copy
     step: int = 0
+    history: list = field(default_factory=list)  # numeric metrics per epoch
+    alpha_history: list = field(default_factory=list)  # (softmax normal, softmax reduce) per epoch
 
     @classmethod
     def create(cls, cfg: SearchConfig, net: Supernet, model: nn.Module | None = None) -> "SearchState":
@@ -73,11 +75,18 @@ class SearchState:
     def arch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
         return self.loss(model, x, y, teacher)[0]
 
-    def teachers(self, x: torch.Tensor, on: str) -> torch.Tensor | None:
-        """Voted teacher probabilities for ``x`` if distillation applies to the ``on`` update."""
-        if self.cfg.distill_on not in ("both", on):
-            return None
-        return self.ring.predict(x, self.cfg.temperature)
+    def teachers(self, x_w: torch.Tensor, x_a: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Voted teacher probabilities for the w-batch and the alpha-batch, where distillation
+        applies to that update (``distill_on``); one teacher forward covers both batches."""
+        on = self.cfg.distill_on
+        if not len(self.ring):
+            return None, None
+        if on == "weights":
+            return self.ring.predict(x_w, self.cfg.temperature), None
+        if on == "arch":
+            return None, self.ring.predict(x_a, self.cfg.temperature)
+        probs = self.ring.predict(torch.cat([x_w, x_a]), self.cfg.temperature)
+        return probs[: len(x_w)], probs[len(x_w):]
 
 
 def search_step(state: SearchState, batch_w: tuple[torch.Tensor, torch.Tensor],
@@ -85,8 +94,7 @@ def search_step(state: SearchState, batch_w: tuple[torch.Tensor, torch.Tensor],
     """One bilevel step: alpha on ``batch_a`` (first or second order), then w on ``batch_w``."""
     cfg, net = state.cfg, state.net
     (x_w, y_w), (x_a, y_a) = batch_w, batch_a
-    t_w = state.teachers(x_w, "weights")
-    t_a = state.teachers(x_a, "arch")
+    t_w, t_a = state.teachers(x_w, x_a)
     if cfg.order == 1:
         grads = first_order_grads(net, state.arch_loss, x_a, y_a, t_a)
     else:

@@ -1,0 +1,147 @@
+"""A real two-node Ray cluster on this machine (`ray start --head` + `ray start --address`, 1 CPU
+each), a job submitted with `ray job submit`, runs landing in a real `mlflow server` (sqlite,
+--serve-artifacts) on 127.0.0.1, checked over MLflow's REST API."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.ray
+BIN = Path(sys.executable).parent
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _wait(check, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_ray_cluster_yaml_passes_the_launchers_validation():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    raw = Path(__file__).resolve().parents[1].joinpath("ray_cluster.yaml").read_text()
+    config = prepare_config(yaml.safe_load(raw))
+    validate_config(config)
+    setup = "\n".join(config["setup_commands"])
+    assert "pip install" in setup and "-e /home/ubuntu/sddarts" in setup and "ray[default,tune,train]==2.60.0" in setup
+    start = "\n".join(config["head_start_ray_commands"])
+    assert "mlflow server" in start and "--serve-artifacts" in start and "0.0.0.0" not in start
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    import ray
+
+    if ray.is_initialized():  # one Ray per host at a time
+        ray.shutdown()
+    tmp = tmp_path_factory.mktemp("cluster")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    gcs, dash, mlflow_port = _port(), _port(), _port()
+    procs = []
+
+    def start(args, log):
+        p = subprocess.Popen(args, env=env, cwd=tmp, stdout=(tmp / log).open("w"), stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        procs.append(p)
+        return p
+
+    try:
+        start([str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--node-ip-address=127.0.0.1",
+               "--num-cpus=1", "--num-gpus=0", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+               f"--dashboard-port={dash}", "--disable-usage-stats"], "head.log")
+        _wait(lambda: _get(f"http://127.0.0.1:{dash}/api/version"), 90, "the head node")
+        start([str(BIN / "ray"), "start", "--block", f"--address=127.0.0.1:{gcs}", "--node-ip-address=127.0.0.1",
+               "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"], "worker.log")
+        start([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
+               "--artifacts-destination", str(tmp / "artifacts"), "--serve-artifacts",
+               "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"], "mlflow.log")
+        _wait(lambda: urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/health", timeout=5).status == 200,
+              90, "the mlflow server")
+
+        def two_nodes():
+            out = subprocess.run([str(BIN / "ray"), "list", "nodes", "--format", "json", "--address",
+                                  f"http://127.0.0.1:{dash}"], env=env, capture_output=True, text=True, timeout=30)
+            return len([n for n in json.loads(out.stdout) if n["state"] == "ALIVE"]) == 2
+
+        _wait(two_nodes, 90, "two alive nodes")
+        yield {"dashboard": f"http://127.0.0.1:{dash}", "mlflow": f"http://127.0.0.1:{mlflow_port}", "tmp": tmp, "env": env}
+    finally:
+        for p in reversed(procs):  # every process this test started
+            _stop(p)
+
+
+def test_job_on_two_nodes_logs_to_the_tracking_server(cluster):
+    tmp, uri = cluster["tmp"], cluster["mlflow"]
+    job = subprocess.run(
+        [str(BIN / "ray"), "job", "submit", "--address", cluster["dashboard"], "--",
+         sys.executable, "-m", "sddarts.platform.cli", "search", "--C", "4", "--layers", "3", "--epochs", "2",
+         "--steps-per-epoch", "3", "--num-workers", "2", "--cpus-per-worker", "1", "--name", "two-nodes",
+         "--tracking-uri", uri, "--storage-path", str(tmp / "runs")],
+        env=cluster["env"], capture_output=True, text=True, timeout=600)
+    logs = job.stdout + job.stderr
+    assert job.returncode == 0 and "succeeded" in logs, logs[-4000:]
+    assert "2 worker(s) on 2 node(s)" in logs, logs[-4000:]  # one worker on each node
+
+    exp = _get(f"{uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name=sddarts")["experiment"]
+    runs = _get(f"{uri}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
+    assert len(runs) == 1 and runs[0]["info"]["status"] == "FINISHED"
+    tags = {t["key"]: t["value"] for t in runs[0]["data"]["tags"]}
+    assert tags["train_nodes"] == "2" and tags["train_workers"] == "2"
+    run_id = runs[0]["info"]["run_id"]
+    history = _get(f"{uri}/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=val_acc")["metrics"]
+    assert sorted(m["step"] for m in history) == [1, 2]
+    files = {f["path"] for f in _get(f"{uri}/api/2.0/mlflow/artifacts/list?run_id={run_id}")["files"]}
+    assert "genotype.json" in files
+    assert runs[0]["info"]["artifact_uri"].startswith("mlflow-artifacts:")  # uploaded through the server's proxy
+    assert any((tmp / "artifacts").rglob("genotype.json"))
+
+
+def test_dead_tracking_server_fails_fast_before_training(tmp_path, capsys):
+    from sddarts.platform.cli import main
+
+    t0 = time.time()
+    assert main(["search", "--tracking-uri", f"http://127.0.0.1:{_port()}", "--storage-path", str(tmp_path)]) == 2
+    assert time.time() - t0 < 10
+    err = capsys.readouterr().err
+    assert "is not reachable" in err and not any(tmp_path.iterdir())

@@ -1,0 +1,67 @@
+"""The evaluation stage: retrain a searched genotype with Ray Train, log and register it in MLflow."""
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from conftest import tiny_search
+from sddarts.platform.cli import main
+from sddarts.platform.search import RunOptions, run_search
+
+pytestmark = pytest.mark.ray
+
+EVAL_TINY = ["--C", "4", "--layers", "3", "--epochs", "2", "--steps-per-epoch", "4", "--num-workers", "1",
+             "--cpus-per-worker", "0.5", "--batch-size", "64"]
+
+
+def test_evaluate_a_search_run_registers_a_working_model(ray_session, tmp_path, sqlite_uri, capsys):
+    search = run_search(tiny_search(epochs=1), RunOptions(name="s1", tracking_uri=sqlite_uri, storage_path=str(tmp_path / "runs")))
+    rc = main(["evaluate", "--search-run", search.run_id, *EVAL_TINY, "--name", "e1",
+               "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert rc == 0, out[-2000:]
+    assert "registered: models:/sddarts-darts-digits/1" in out
+
+    client = MlflowClient(sqlite_uri)
+    version = client.get_model_version("sddarts-darts-digits", "1")
+    tags = version.tags
+    assert tags["search_run_id"] == search.run_id and tags["genotype"] == search.genotype.short()
+    assert float(tags["test_acc"]) > 0 and int(tags["params"]) > 0 and int(tags["flops"]) > 0
+
+    (run,) = client.search_runs([search.experiment_id], filter_string="tags.kind = 'evaluate'")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.parentRunId"] == search.run_id == run.data.tags["search_run_id"]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")] == [1, 2]
+    assert "genotype.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+    import mlflow.pytorch
+
+    mlflow.set_tracking_uri(sqlite_uri)
+    model = mlflow.pytorch.load_model("models:/sddarts-darts-digits/1")
+    logits = model(torch.randn(5, 1, 8, 8))
+    assert logits.shape == (5, 10)
+
+
+@pytest.mark.parametrize("make_source,needle", [
+    (lambda tmp, uri: ["--search-run", "0123456789abcdef"], "no MLflow run '0123456789abcdef'"),
+    (lambda tmp, uri: ["--search-run", _run_without_genotype(uri)], "has no genotype.json artifact"),
+    (lambda tmp, uri: ["--genotype", _file(tmp, '{"normal": [["sep_conv_3x3", 0]], "reduce": []}')], "needs 8 (op, input) pairs"),
+    (lambda tmp, uri: ["--genotype", _file(tmp, "{oops")], "genotype is not valid JSON"),
+])
+def test_bad_genotype_sources_get_clear_errors(make_source, needle, tmp_path, sqlite_uri, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["evaluate", *make_source(tmp_path, sqlite_uri), "--tracking-uri", sqlite_uri])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and err.startswith("sddarts: error: ") and needle in err
+
+
+def _file(tmp_path, text):
+    path = tmp_path / "genotype.json"
+    path.write_text(text)
+    return str(path)
+
+
+def _run_without_genotype(uri):
+    client = MlflowClient(uri)
+    exp = client.create_experiment("other")
+    return client.create_run(exp).info.run_id

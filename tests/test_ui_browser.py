@@ -1,0 +1,62 @@
+"""`sddarts ui` checked in a real browser: Debian's chromium driven by Playwright."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, tiny_search
+from sddarts.platform.search import RunOptions, run_search
+
+pytestmark = pytest.mark.ray
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by `make test`")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make browser)")
+def test_ui_lists_the_run_and_its_cell_picture(ray_session, tmp_path, sqlite_uri):
+    out = run_search(tiny_search(epochs=1), RunOptions(name="browsed", tracking_uri=sqlite_uri,
+                                                       storage_path=str(tmp_path / "runs")))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ui = subprocess.Popen([sys.executable, "-m", "sddarts.platform.cli", "ui", "--port", str(port),
+                           "--tracking-uri", sqlite_uri], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, start_new_session=True)
+    try:
+        assert f"http://127.0.0.1:{port}" in ui.stdout.readline()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        shots = Path(os.environ.get("SDDARTS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+        shots.mkdir(parents=True, exist_ok=True)
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/#/experiments/{out.experiment_id}/runs")
+            page.get_by_text("browsed").first.wait_for(timeout=60_000)  # the run is listed
+            page.screenshot(path=str(shots / "ui_experiment.png"))
+            page.goto(f"http://127.0.0.1:{port}/#/experiments/{out.experiment_id}/runs/{out.run_id}/artifacts")
+            page.get_by_text("plots", exact=True).first.click(timeout=60_000)
+            page.get_by_text("cell_normal.png").first.wait_for(timeout=60_000)
+            page.get_by_text("cell_normal.png").first.click()
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(shots / "ui_run_artifacts.png"))
+            browser.close()
+        assert (shots / "ui_run_artifacts.png").stat().st_size > 10_000
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=30)

@@ -1,0 +1,56 @@
+"""What users see: sharpness per epoch, cell and alpha pictures, and DARTS vs SD-DARTS side by side."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import image
+from mlflow import MlflowClient
+
+from conftest import tiny_search
+from sddarts.platform.cli import main
+from sddarts.platform.search import RunOptions, run_search
+
+pytestmark = pytest.mark.ray
+
+
+def _png_ok(path: Path) -> None:
+    pixels = image.imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
+    assert float(np.std(pixels)) > 0.01  # not blank
+
+
+def test_search_logs_sharpness_and_pictures(ray_session, tmp_path, sqlite_uri):
+    cfg = tiny_search(epochs=2, sharpness_every=1, sharpness_iters=3, sharpness_batches=1, plot_every=1)
+    out = run_search(cfg, RunOptions(name="pics", tracking_uri=sqlite_uri, storage_path=str(tmp_path / "runs")))
+    client = MlflowClient(sqlite_uri)
+    eig = client.get_metric_history(out.run_id, "hessian_eig")
+    assert [m.step for m in eig] == [1, 2] and all(np.isfinite(m.value) for m in eig)
+    plots = {a.path for a in client.list_artifacts(out.run_id, "plots")}
+    for name in ("cell_normal.png", "cell_reduce.png", "cell_normal.svg", "alpha_heatmap.png",
+                 "alpha_evolution.png", "curves.png"):
+        assert f"plots/{name}" in plots, name
+    assert "plots/epoch_001" in plots  # per-epoch cell diagrams with plot_every=1
+    for name in ("cell_normal.png", "alpha_heatmap.png", "curves.png"):
+        _png_ok(Path(client.download_artifacts(out.run_id, f"plots/{name}", str(tmp_path))))
+
+
+def test_compare_logs_the_side_by_side_plot_and_table(ray_session, tmp_path, sqlite_uri, capsys):
+    rc = main(["compare", "--seeds", "2", "--C", "4", "--layers", "3", "--epochs", "2", "--steps-per-epoch", "3",
+               "--cpus-per-worker", "0.5", "--teacher-interval", "1", "--sharpness-every", "1",
+               "--sharpness-iters", "3", "--sharpness-batches", "1", "--name", "cmp",
+               "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert rc == 0, out[-3000:]
+    assert "DARTS" in out and "SD-DARTS" in out
+    client = MlflowClient(sqlite_uri)
+    exp = client.get_experiment_by_name("sddarts").experiment_id
+    (parent,) = client.search_runs([exp], filter_string="tags.kind = 'compare'")
+    children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 4 and {c.data.tags["method"] for c in children} == {"darts", "sd-darts"}
+    files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"comparison.csv", "comparison_summary.csv"} <= files
+    _png_ok(Path(client.download_artifacts(parent.info.run_id, "plots/comparison.png", str(tmp_path))))
+    table = Path(client.download_artifacts(parent.info.run_id, "comparison.csv", str(tmp_path))).read_text()
+    assert len(table.strip().splitlines()) == 5
+    assert "darts_hessian_eig" in parent.data.metrics and "sd_darts_discretization_gap" in parent.data.metrics

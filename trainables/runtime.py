@@ -1,0 +1,82 @@
+"""Worker plumbing shared by the search and evaluation loops, and the one place a TorchTrainer
+is built."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+import ray.train
+from sddarts.trainables.config import CommonConfig
+
+STATE_FILE = "state.pt"
+
+
+def quiet_report_logs() -> None:
+    """Ray Train logs every report (metrics and all) at INFO under a logger named after its file
+    path, outside ``ray.train``'s level filter; keep the console to our progress lines."""
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+    except ImportError:
+        return
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+
+
+def progress(line: str) -> None:
+    """One progress line on the driver's console (Ray's patched ``print`` would log it twice)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(rng: dict[str, Any]) -> None:
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def make_loader(ds: Dataset, cfg: CommonConfig, rank: int, world: int, shuffle: bool = True) -> DataLoader:
+    """A loader over this worker's shard, reshuffled per epoch (``sampler.set_epoch``) with the config's seed."""
+    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=shuffle, seed=cfg.seed, drop_last=shuffle)
+    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.loader_workers,
+                      drop_last=shuffle, pin_memory=torch.cuda.is_available())
+
+
+def make_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg: CommonConfig, name: str,
+                 storage_path: str, callbacks: list | None = None) -> "ray.train.torch.TorchTrainer":
+    """A TorchTrainer for ``loop``. The Train run is named ``name``: fitting a trainer with the same
+    name and ``storage_path`` again resumes from its latest checkpoint."""
+    from ray.train.torch import TorchTrainer
+
+    resources = {"CPU": cfg.cpus_per_worker}
+    if cfg.gpus_per_worker:
+        resources["GPU"] = cfg.gpus_per_worker
+    return TorchTrainer(
+        loop,
+        train_loop_config=loop_config,
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.gpus_per_worker > 0,
+                                               resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=storage_path, callbacks=callbacks or [],
+            failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+    )
