@@ -60,7 +60,7 @@ def run_compare(base: SearchConfig, seeds: int, ropts: RunOptions, resources: di
     started = time.time()
     tuner = build_tuner(base, ropts, exp_id, parent, grid, ["sd_weight", "seed"], ray.tune.TuneConfig(
         metric="derived_val_acc", mode="max", max_concurrent_trials=max_concurrent(base, resources, 0)))
-    results = fit_tuner(tuner, uri, parent)
+    results = fit_tuner(tuner, uri, parent, 2 * seeds)
 
     histories: dict[str, list] = {}
     rows = []

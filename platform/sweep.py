@@ -146,10 +146,15 @@ def restore_tuner(ropts: RunOptions) -> "ray.tune.Tuner":
                                   resume_errored=True)
 
 
-def fit_tuner(tuner, uri: str, parent: str):
-    """Fits the Tuner; the parent run ends KILLED on interrupt and FAILED on error."""
+def fit_tuner(tuner, uri: str, parent: str, planned: int):
+    """Fits the Tuner; the parent run ends KILLED on interrupt and FAILED on error. Tune answers
+    Ctrl-C by saving its state and returning early, so fewer ended trials than ``planned`` is an
+    interruption too."""
     try:
-        return tuner.fit()
+        results = tuner.fit()
+        if results.num_terminated + results.num_errors < planned:
+            raise KeyboardInterrupt()
+        return results
     except (KeyboardInterrupt, SystemExit) as exc:
         tracking.end_run(uri, parent, "KILLED", {"end_reason": "interrupted"})
         raise KeyboardInterrupt() from exc
@@ -196,7 +201,7 @@ def run_sweep(base: SearchConfig, dists: dict, sopts: SweepOptions, ropts: RunOp
         tuner = build_tuner(base, ropts, exp_id, parent, {}, reporter_params, ray.tune.TuneConfig(
             metric=sopts.metric, mode=sopts.mode, search_alg=searcher, scheduler=scheduler,
             num_samples=sopts.trials, max_concurrent_trials=concurrency))
-    results = fit_tuner(tuner, uri, parent)
+    results = fit_tuner(tuner, uri, parent, sopts.trials)
     summary = log_sweep_summary(client, parent, results, sopts, list(dists))
     summary.update(parent_run_id=parent, experiment_id=exp_id, wall_s=time.time() - started, concurrency=concurrency)
     tracking.end_run(uri, parent, "FAILED" if summary.get("best") is None else "FINISHED")

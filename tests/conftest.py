@@ -41,3 +41,18 @@ def tiny_search(**overrides):
                   cpus_per_worker=0.5, vote_count=2, teacher_interval=1, arch_lr=0.01, max_failures=0)
     values.update(overrides)
     return SearchConfig(**values).validate()
+
+
+def wait_for_free_cpus(total: float = 2.0, timeout: float = 180.0) -> None:
+    """Waits until the session Ray has all its CPUs back. A killed driver's Train workers are
+    freed asynchronously (Ray Train's placement-group cleaner polls the State API)."""
+    import time
+
+    import ray
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ray.available_resources().get("CPU", 0) >= total - 1e-6:
+            return
+        time.sleep(1)
+    raise AssertionError(f"Ray still holds CPUs after {timeout:.0f}s: {ray.available_resources()}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from conftest import tiny_search
+from conftest import tiny_search, wait_for_free_cpus
 from sddarts.platform.search import RunOptions, run_search
 from sddarts.search_spaces import Genotype
 
@@ -90,6 +90,7 @@ def test_interrupted_search_resumes_in_the_same_mlflow_run(ray_session, tmp_path
     assert run.info.status == "KILLED"
     done_before = _snapshot_epochs(snapshot)[-1]
     assert done_before < 3
+    wait_for_free_cpus()
 
     second = subprocess.run(args + ["--resume", "resumable"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
@@ -99,3 +100,4 @@ def test_interrupted_search_resumes_in_the_same_mlflow_run(ray_session, tmp_path
     assert runs[0].info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
     assert steps == [1, 2, 3]  # the planned epochs, none repeated
+    wait_for_free_cpus()

@@ -12,6 +12,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from conftest import wait_for_free_cpus
 from sddarts.platform.cli import main
 
 pytestmark = pytest.mark.ray
@@ -84,7 +85,7 @@ def test_bad_space_file_is_rejected_before_anything_starts(text, needle, tmp_pat
     assert ray.is_initialized() == was_running and not (tmp_path / "m.db").exists()
 
 
-def test_killed_sweep_resumes_without_rerunning_or_duplicating(ray_session, tmp_path, sqlite_uri):
+def test_interrupted_sweep_resumes_without_rerunning_or_duplicating(ray_session, tmp_path, sqlite_uri):
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1"}
     args = [sys.executable, "-m", "sddarts.platform.cli", "sweep", *TINY, "--trials", "3", "--max-concurrent", "1",
             "--no-asha", "--space-file", _space(tmp_path), "--tracking-uri", sqlite_uri,
@@ -103,16 +104,22 @@ def test_killed_sweep_resumes_without_rerunning_or_duplicating(ray_session, tmp_
         time.sleep(1)
     assert finished, (tmp_path / "first.log").read_text()[-3000:]
     time.sleep(3)  # let Tune write its experiment state
-    first.kill()  # the driver dies without any cleanup
-    first.wait(timeout=60)
+    first.send_signal(signal.SIGINT)  # the driver is stopped (Ctrl-C) mid-sweep
+    assert first.wait(timeout=120) == 130
+    wait_for_free_cpus()
 
     second = subprocess.run(args + ["--resume", "sk"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     exp = client.get_experiment_by_name("sddarts").experiment_id
     (parent,) = client.search_runs([exp], filter_string="tags.kind = 'sweep'")
     children = _children(client, parent.info.run_id)
-    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
+    table = Path(client.download_artifacts(parent.info.run_id, "trials.csv", str(tmp_path))).read_text()
+    tune_trials = len(table.strip().splitlines()) - 1
+    assert tune_trials >= 2 and len(children) == tune_trials  # one child run per Tune trial, none duplicated
+    assert all(c.info.status == "FINISHED" for c in children)
+    for child in children:  # every trial complete, no epoch logged twice
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")] == [1, 2]
     first_done = finished[0].info.run_id
-    steps = [m.step for m in client.get_metric_history(first_done, "val_acc")]
-    assert steps == [1, 2]  # the finished trial was not rerun
+    assert client.get_run(first_done).info.end_time == finished[0].info.end_time  # not rerun
     assert parent.info.status == "FINISHED"
+    wait_for_free_cpus()

@@ -144,10 +144,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         log.log_params(cfg.to_dict())
     elif rank == 0:
         progress(f"[{run['name']}] resumed after epoch {start_epoch} (step {state.step})")
-        if log.logged_steps("epoch") and start_epoch not in log.logged_steps("epoch"):
+        if start_epoch not in log.logged_steps("epoch"):
             log_epoch(log, last, Genotype.from_json(last["genotype_json"]))
 
     history, alpha_history = state.history, state.alpha_history  # per-epoch, kept in checkpoints
+    logged = log.logged_steps("epoch") if start_epoch else set()
     if start_epoch >= cfg.epochs:  # restored after its last epoch: report the final result again
         ray.train.report({k: v for k, v in last.items()})
         return
@@ -201,9 +202,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 torch.save(save_state(state, epoch + 1, run_id, metrics), os.path.join(d, STATE_FILE))
                 ckpt = ray.train.Checkpoint.from_directory(d)
             ray.train.report(metrics, checkpoint=ckpt)
-            # MLflow only hears of an epoch once its checkpoint is reported, so a resumed run
-            # never logs an epoch twice; a resume re-logs the checkpointed epoch if it was missed.
-            log_epoch(log, metrics, genotype)
+            # An epoch reaches MLflow after its checkpoint is reported. An interrupted run can
+            # still have logged an epoch its last checkpoint lacks; the resumed run replays it
+            # from the same RNG state and does not log it again.
+            if epoch + 1 not in logged:
+                log_epoch(log, metrics, genotype)
             final = epoch + 1 == cfg.epochs
             if final or (cfg.plot_every and (epoch + 1) % cfg.plot_every == 0):
                 log_pictures(log, genotype, net, history, alpha_history, epoch + 1, final)
