@@ -27,7 +27,9 @@ def test_bad_search_input(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     was_running = ray.is_initialized()
     assert main(["search", *argv]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("sddarts: error: ") and message in err and "\n" not in err
+    lines = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("sddarts: error: ")]
+    assert len(errors) == 1 and message in errors[0]  # one line, naming the field and its range
+    assert not any("Traceback" in line for line in lines)
     assert ray.is_initialized() == was_running  # no Ray was started
     assert not (tmp_path / "sddarts_runs").exists()
