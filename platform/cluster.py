@@ -4,6 +4,8 @@ and checking that a job's workers fit before anything starts."""
 from __future__ import annotations
 
 import os
+import socket
+import sys
 
 from sddarts.trainables.config import CommonConfig, ConfigError
 
@@ -11,6 +13,37 @@ from sddarts.trainables.config import CommonConfig, ConfigError
 def ray_address(address: str | None = None) -> str | None:
     """``--address``, else ``RAY_ADDRESS``, else None (start a local Ray)."""
     return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def recorded_address() -> str | None:
+    """The address the last ``ray start`` on this machine recorded (``/tmp/ray/ray_current_cluster``)."""
+    from ray._private.utils import read_ray_address
+
+    return read_ray_address() or None
+
+
+def gcs_alive(address: str, timeout: float = 1.0) -> bool:
+    """Whether a Ray GCS accepts connections at ``host:port``."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def forget_dead_cluster() -> str | None:
+    """Removes the record of a ``ray start`` cluster that is no longer running (what ``ray stop``
+    does). Ray's State API, which Ray Train's placement-group cleaner polls from inside the
+    cluster, resolves its address from that record, so a stale one makes it wait forever on a
+    dead GCS and leak the workers' CPUs. Returns the address that was forgotten."""
+    from ray._common.utils import reset_ray_address
+
+    address = recorded_address()
+    if address and not gcs_alive(address):
+        reset_ray_address()
+        return address
+    return None
 
 
 def local_resources() -> dict[str, float]:
@@ -34,15 +67,32 @@ def check_fits(cfg: CommonConfig, resources: dict[str, float], per_trial_extra_c
                           "lower --gpus-per-worker (0 trains on CPU)")
 
 
+def resolve_address(address: str | None) -> str | None:
+    """``--address``/``RAY_ADDRESS``; else a running ``ray start`` cluster on this machine (as
+    ``ray.init()`` would join); else None, a fresh local Ray. A stale record is forgotten."""
+    address = ray_address(address)
+    if address:
+        return address
+    forgotten = forget_dead_cluster()
+    if forgotten:
+        print(f"sddarts: forgot the stopped Ray cluster recorded at {forgotten}; starting a local Ray",
+              file=sys.stderr)
+        return None
+    running = recorded_address()
+    if running:
+        print(f"sddarts: joining the running Ray cluster at {running} (--address local starts a fresh one)",
+              file=sys.stderr)
+    return running
+
+
 def connect(address: str | None, cfg: CommonConfig, per_trial_extra_cpu: float = 0.0) -> dict[str, float]:
     """Checks the job fits, then starts or joins Ray. Returns the cluster's resources."""
     import ray
 
-    address = ray_address(address)
-    if not address and not ray.is_initialized():
-        check_fits(cfg, local_resources(), per_trial_extra_cpu)  # before Ray starts
     if not ray.is_initialized():
-        # "local" starts a fresh local Ray instead of joining whatever `ray start` left behind
+        address = resolve_address(address)
+        if address in (None, "local"):
+            check_fits(cfg, local_resources(), per_trial_extra_cpu)  # before Ray starts
         ray.init(address=address or "local", configure_logging=True, logging_level="WARNING")
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
     check_fits(cfg, resources, per_trial_extra_cpu)

@@ -21,8 +21,11 @@ def ray_session():
     """A real 2-CPU Ray for the whole session (dashboard on: Train V2 needs its State API)."""
     import ray
 
+    from sddarts.platform.cluster import forget_dead_cluster
+
     if ray.is_initialized():
         ray.shutdown()
+    forget_dead_cluster()  # a stale `ray start` record would misdirect Train's placement-group cleaner
     ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=256 * 1024**2, configure_logging=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

@@ -50,7 +50,7 @@ def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -109,6 +109,9 @@ def cluster(tmp_path_factory):
     finally:
         for p in reversed(procs):  # every process this test started
             _stop(p)
+        from sddarts.platform.cluster import forget_dead_cluster
+
+        forget_dead_cluster()  # what `ray stop` does: later local Rays must not resolve this dead head
 
 
 def test_job_on_two_nodes_logs_to_the_tracking_server(cluster):
