@@ -46,6 +46,17 @@ def tiny_search(**overrides):
     return SearchConfig(**values).validate()
 
 
+def parent_and_children(tracking_uri: str, kind: str):
+    """The one parent run tagged ``kind`` in the ``sddarts`` experiment, and its nested runs."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("sddarts").experiment_id
+    (parent,) = client.search_runs([exp], filter_string=f"tags.kind = '{kind}'")
+    children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    return parent, children
+
+
 def wait_for_free_cpus(total: float = 2.0, timeout: float = 180.0) -> None:
     """Waits until the session Ray has all its CPUs back. A killed driver's Train workers are
     freed asynchronously (Ray Train's placement-group cleaner polls the State API)."""

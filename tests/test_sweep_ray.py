@@ -12,7 +12,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from conftest import wait_for_free_cpus
+from conftest import parent_and_children, wait_for_free_cpus
 from sddarts.platform.cli import main
 
 pytestmark = pytest.mark.ray
@@ -29,11 +29,6 @@ def _space(tmp_path: Path) -> str:
     return str(path)
 
 
-def _children(client, parent_id):
-    exp = client.get_run(parent_id).info.experiment_id
-    return client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
-
-
 def test_seeded_three_trial_sweep_nests_one_child_run_per_trial(ray_session, tmp_path, sqlite_uri, capsys):
     rc = main(["sweep", *TINY, "--trials", "3", "--seed", "2", "--space-file", _space(tmp_path), "--baseline",
                "--name", "sw", "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
@@ -41,10 +36,8 @@ def test_seeded_three_trial_sweep_nests_one_child_run_per_trial(ray_session, tmp
     assert rc == 0, out[-3000:]
     assert "best genotype: N[" in out and "MLflow parent run id:" in out
     client = MlflowClient(sqlite_uri)
-    exp = client.get_experiment_by_name("sddarts").experiment_id
-    (parent,) = client.search_runs([exp], filter_string="tags.kind = 'sweep'")
+    parent, children = parent_and_children(sqlite_uri, "sweep")
     assert parent.info.status == "FINISHED" and parent.data.params["searcher"] == "optuna-tpe"
-    children = _children(client, parent.info.run_id)
     assert len(children) == 3
     for child in children:
         assert child.data.tags["kind"] == "search" and child.info.status in ("FINISHED", "KILLED")
@@ -110,9 +103,7 @@ def test_interrupted_sweep_resumes_without_rerunning_or_duplicating(ray_session,
 
     second = subprocess.run(args + ["--resume", "sk"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    exp = client.get_experiment_by_name("sddarts").experiment_id
-    (parent,) = client.search_runs([exp], filter_string="tags.kind = 'sweep'")
-    children = _children(client, parent.info.run_id)
+    parent, children = parent_and_children(sqlite_uri, "sweep")
     table = Path(client.download_artifacts(parent.info.run_id, "trials.csv", str(tmp_path))).read_text()
     tune_trials = len(table.strip().splitlines()) - 1
     assert tune_trials >= 3 and len(children) == tune_trials  # every planned trial; one child run each, none duplicated

@@ -7,7 +7,7 @@ import pytest
 from matplotlib import image
 from mlflow import MlflowClient
 
-from conftest import tiny_search
+from conftest import parent_and_children, tiny_search
 from sddarts.platform.cli import main
 from sddarts.platform.search import RunOptions, run_search
 
@@ -44,9 +44,7 @@ def test_compare_logs_the_side_by_side_plot_and_table(ray_session, tmp_path, sql
     assert rc == 0, out[-3000:]
     assert "DARTS" in out and "SD-DARTS" in out
     client = MlflowClient(sqlite_uri)
-    exp = client.get_experiment_by_name("sddarts").experiment_id
-    (parent,) = client.search_runs([exp], filter_string="tags.kind = 'compare'")
-    children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    parent, children = parent_and_children(sqlite_uri, "compare")
     assert len(children) == 4 and {c.data.tags["method"] for c in children} == {"darts", "sd-darts"}
     files = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"comparison.csv", "comparison_summary.csv"} <= files
