@@ -1,138 +1,139 @@
-"""The evaluation stage from the driver: resolve a genotype, retrain it with Ray Train, log the
-trained model to MLflow and register it as a new version of the space's and dataset's model."""
+"""``sddarts evaluate`` and ``sddarts describe``: retrain a genotype from scratch with Ray Train,
+log the trained model to MLflow and register it; or just size it. Also the sweep's
+``--evaluate-best`` and its proxy retrain of every completed trial."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import argparse
+import os
+import sys
 from typing import Any
 
-import torch
-from torch import nn
-
-from sddarts.platform import tracking
-from sddarts.platform.search import RunOptions, fit_tracked
-from sddarts.search_spaces import BUILTIN_GENOTYPES, Genotype, load_genotype
-from sddarts.search_spaces.genotypes import GenotypeError
-from sddarts.search_spaces.network import count_flops, count_parameters
-from sddarts.trainables.config import EvalConfig
-from sddarts.trainables.data import INFO
+from sddarts.platform import runs
+from sddarts.platform.flags import add_config_flags, config_from_args
+from sddarts.platform.launch import RunOptions, add_run_flags, prepare
+from sddarts.platform.registry import GenotypeSource, describe, model_name, register_model, resolve_genotype
+from sddarts.trainables.config import EVAL_PRESETS, EvalConfig
 
 
-class Classifier(nn.Module):
-    """What the registry serves: images in, logits out (no auxiliary head, no drop-path)."""
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="retrain a genotype from scratch with Ray Train and register it in MLflow",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--search-run", metavar="RUN_ID", help="an MLflow search run (reads its genotype.json)")
+    src.add_argument("--genotype", metavar="NAME_OR_FILE", help="a built-in (DARTS_V1, DARTS_V2) or a genotype JSON file")
+    add_config_flags(p, EvalConfig, EVAL_PRESETS)
+    add_run_flags(p, "continue the evaluation NAME from its last checkpoint")
+    p.set_defaults(func=cmd_evaluate)
 
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)[0]
-
-
-@dataclass
-class GenotypeSource:
-    genotype: Genotype
-    search_run_id: str | None = None
-    label: str = ""
-
-
-def resolve_genotype(spec: str, tracking_uri: str | None = None) -> GenotypeSource:
-    """A built-in name, a genotype JSON file, or the id of an MLflow search run with genotype.json."""
-    if spec in BUILTIN_GENOTYPES or Path(spec).is_file():
-        return GenotypeSource(load_genotype(spec), None, spec)
-    if not tracking_uri:
-        raise GenotypeError(f"genotype {spec!r} is neither a built-in ({', '.join(BUILTIN_GENOTYPES)}) nor a file")
-    return GenotypeSource(genotype_of_run(spec, tracking_uri), spec, f"run {spec}")
+    d = sub.add_parser("describe", help="a genotype's short form, parameters and FLOPs (trains nothing)")
+    d.add_argument("genotype", help="a built-in name, a genotype JSON file, or a search run id")
+    d.add_argument("--preset", choices=sorted(EVAL_PRESETS), default="cifar10-darts",
+                   help="the network to build (channels, cells, dataset)")
+    d.add_argument("--tracking-uri", default="", help="where to look up a search run id")
+    d.set_defaults(func=cmd_describe)
 
 
-def genotype_of_run(run_id: str, tracking_uri: str) -> Genotype:
-    """The genotype.json artifact of a search run, with clear errors for each way it can be missing."""
-    import tempfile
+def _print_size(size: dict) -> None:
+    print(f"genotype: {size['genotype']}")
+    print(f"params (without auxiliary head): {size['params']:,} ({size['params_m']:.2f}M)")
+    print(f"FLOPs per image: {size['flops']:,} ({size['flops'] / 1e6:.1f}M; MACs {size['flops'] / 2e6:.1f}M)")
 
-    from mlflow.exceptions import MlflowException
 
-    client = tracking.client(tracking_uri)
+def cmd_describe(args: argparse.Namespace) -> int:
+    uri = runs.resolve_tracking_uri(args.tracking_uri or None)
+    source = resolve_genotype(args.genotype, uri)
+    cfg = EvalConfig.from_dict(dict(EVAL_PRESETS[args.preset])).validate()
+    print(f"network: {args.preset} ({cfg.dataset}, C={cfg.C}, {cfg.layers} cells)")
+    _print_size(describe(source.genotype, cfg))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    args.preset = args.preset or "digits-demo"
+    cfg = config_from_args(EvalConfig, EVAL_PRESETS, args)
+    sources: list[GenotypeSource] = []
+    opts, _ = prepare(args, cfg, "evaluate", check=lambda o: sources.append(
+        resolve_genotype(args.search_run or args.genotype, o.tracking_uri)))
     try:
-        client.get_run(run_id)
-    except MlflowException:
-        raise GenotypeError(f"no MLflow run {run_id!r} in {tracking_uri} (and no built-in or file of that name)") from None
-    if "genotype.json" not in {a.path for a in client.list_artifacts(run_id)}:
-        raise GenotypeError(f"MLflow run {run_id} has no genotype.json artifact; is it a search run that finished an epoch?")
-    with tempfile.TemporaryDirectory() as d:
-        return Genotype.from_json(Path(client.download_artifacts(run_id, "genotype.json", d)).read_text())
+        out = evaluate(cfg, sources[0], opts)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; resume with: sddarts evaluate --resume '{opts.name}' ...", file=sys.stderr)
+        return 130
+    _report(out, opts.tracking_uri)
+    return 0
 
 
-def describe(genotype: Genotype, cfg: EvalConfig) -> dict[str, Any]:
-    """Parameters (without the auxiliary head) and FLOPs per image of the network a genotype builds."""
-    from sddarts.trainables.evaluate import build_network
-
-    net = build_network(genotype, cfg)
-    info = INFO[cfg.dataset]
-    params = count_parameters(net)
-    return {"genotype": genotype.short(), "params": params, "params_m": params / 1e6,
-            "flops": count_flops(net, (info.in_channels, info.image_size, info.image_size))}
+def evaluate(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions) -> dict[str, Any]:
+    print(f"sddarts evaluate {opts.name}: {source.genotype.short()} on {cfg.dataset}, C={cfg.C}, {cfg.layers} cells, "
+          f"{cfg.epochs} epochs, {cfg.num_workers} worker(s)", flush=True)
+    return run_evaluation(cfg, source, opts)
 
 
-def model_name(cfg: EvalConfig, space: str = "darts") -> str:
-    """One registered model per search space and dataset."""
-    return f"sddarts-{space}-{cfg.dataset}"
+def _report(out: dict, uri: str) -> None:
+    print(f"\ntest accuracy: {out['test_acc']:.2f}%")
+    _print_size(out)
+    print(f"registered: models:/{out['model']}/{out['version']}")
+    print(f"MLflow run id: {out['run_id']}")
+    print(f"browse: {runs.run_url(uri, out['experiment_id'], out['run_id'])}")
 
 
-def register_model(uri: str, run_id: str, net: nn.Module, cfg: EvalConfig, genotype: Genotype,
-                   tags: dict[str, Any]) -> str:
-    """Logs the trained classifier (pt2, with signature and input example) to the run and registers
-    it; returns the new version number."""
-    import mlflow
-    import mlflow.pytorch
+def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, register: bool = True,
+                   kind: str = "evaluate") -> dict[str, Any]:
+    """Retrains ``source.genotype`` from scratch in an MLflow run (a child of its search run, if
+    any); with ``register`` also logs and registers the trained model. Returns the final metrics,
+    size, run id and registry version."""
+    import torch
 
-    info = INFO[cfg.dataset]
-    classifier = Classifier(net.cpu()).eval()
-    example = torch.zeros(2, info.in_channels, info.image_size, info.image_size).numpy()
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(run_id=run_id):
-        logged = mlflow.pytorch.log_model(classifier, name="model", input_example=example,
-                                          registered_model_name=model_name(cfg))
-    version = str(logged.registered_model_version)
-    client = tracking.client(uri)
-    for key, value in {"genotype": genotype.short(), **tags}.items():
-        client.set_model_version_tag(model_name(cfg), version, key, str(value))
-    return version
-
-
-def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions) -> dict[str, Any]:
-    """Retrains ``source.genotype`` from scratch; returns test accuracy, size and registry version."""
-    import os
-
-    from sddarts.trainables.evaluate import build_network, make_eval_trainer
+    from sddarts.trainables.eval_loop import build_network, make_eval_trainer
     from sddarts.trainables.runtime import STATE_FILE
 
     uri = opts.tracking_uri
-    exp_id = tracking.experiment_id(uri, opts.experiment)
-    tags = {"kind": "evaluate", "dataset": cfg.dataset, "genotype": source.genotype.short(), "genotype_source": source.label}
+    client = runs.client(uri)
+    exp_id = runs.experiment_id(uri, opts.experiment)
+    tags = {"kind": kind, "dataset": cfg.dataset, "genotype": source.genotype.short(), "genotype_source": source.label}
     parent = None
     if source.search_run_id:  # shown as a child of its search run, in the search's experiment
-        exp_id = tracking.client(uri).get_run(source.search_run_id).info.experiment_id
+        exp_id = client.get_run(source.search_run_id).info.experiment_id
         tags["search_run_id"] = parent = source.search_run_id
-    run_id = tracking.open_run(uri, exp_id, opts.name, tags, parent, opts.resume)
-    client = tracking.client(uri)
-    client.log_text(run_id, source.genotype.to_json(), "genotype.json")
+    run_id = runs.open_run(uri, exp_id, opts.name, tags, parent, opts.resume)
     run = {"name": opts.name, "tracking_uri": uri, "run_id": run_id}
-    result = fit_tracked(make_eval_trainer(cfg, source.genotype, run, opts.storage_path), uri, run_id)
-    try:
-        size = describe(source.genotype, cfg)
-        net = build_network(source.genotype, cfg)
-        with result.checkpoint.as_directory() as d:
-            net.load_state_dict(torch.load(os.path.join(d, STATE_FILE), map_location="cpu", weights_only=False)["net"])
-        metrics = dict(result.metrics)
-        client.log_metric(run_id, "params_m", size["params_m"])
-        client.log_metric(run_id, "flops_m", size["flops"] / 1e6)
-        version = register_model(uri, run_id, net, cfg, source.genotype, {
-            "search_run_id": source.search_run_id or "", "test_acc": f"{metrics['test_acc']:.2f}",
-            "params": size["params"], "params_m": f"{size['params_m']:.3f}", "flops": size["flops"], "eval_run_id": run_id})
-    except BaseException as exc:
-        tracking.end_run(uri, run_id, "FAILED", {"error": f"{type(exc).__name__}: {exc}"[:4000]})
-        raise
-    tracking.end_run(uri, run_id, "FINISHED", {"model_version": version})
-    return {**size, "test_acc": metrics["test_acc"], "run_id": run_id, "experiment_id": exp_id,
-            "model": model_name(cfg), "version": version}
+    out: dict[str, Any] = {"run_id": run_id, "experiment_id": exp_id, "model": model_name(cfg)}
+    with runs.ending(uri, run_id):
+        client.log_text(run_id, source.genotype.to_json(), "genotype.json")
+        result = make_eval_trainer(cfg, source.genotype, run, opts.storage_path).fit()
+        out.update(result.metrics)
+        if register:
+            size = describe(source.genotype, cfg)
+            net = build_network(source.genotype, cfg)
+            with result.checkpoint.as_directory() as d:
+                net.load_state_dict(torch.load(os.path.join(d, STATE_FILE), map_location="cpu", weights_only=False)["net"])
+            client.log_metric(run_id, "params_m", size["params_m"])
+            client.log_metric(run_id, "flops_m", size["flops"] / 1e6)
+            out.update(size, version=register_model(uri, run_id, net, cfg, {
+                "genotype": source.genotype.short(), "search_run_id": source.search_run_id or "",
+                "test_acc": f"{out['test_acc']:.2f}", "params": size["params"], "params_m": f"{size['params_m']:.3f}",
+                "flops": size["flops"], "eval_run_id": run_id}))
+    runs.end_run(uri, run_id, "FINISHED", {"model_version": out["version"]} if register else None)
+    return out
+
+
+def evaluate_best_of_sweep(summary: dict, sweep_opts: RunOptions) -> dict:
+    """Retrains the sweep's best genotype with the evaluation preset of its dataset and attaches the
+    result to the sweep's parent run."""
+    best = summary["best"]
+    preset = "digits-demo" if best["dataset"] == "digits" else "cifar10-darts"
+    values = dict(EVAL_PRESETS[preset], **{k: best[k] for k in ("dataset", "data_dir", "num_workers", "cpus_per_worker",
+                                                                 "gpus_per_worker", "seed")})
+    cfg = EvalConfig.from_dict(values).validate()
+    opts = RunOptions(name=f"{sweep_opts.name}-best-eval", tracking_uri=sweep_opts.tracking_uri,
+                      experiment=sweep_opts.experiment, storage_path=sweep_opts.storage_path, address=sweep_opts.address)
+    out = evaluate(cfg, resolve_genotype(summary["best_run_id"], sweep_opts.tracking_uri), opts)
+    client = runs.client(sweep_opts.tracking_uri)
+    parent = summary["parent_run_id"]
+    client.log_metric(parent, "best_test_acc", out["test_acc"])
+    client.log_metric(parent, "best_params_m", out["params_m"])
+    client.set_tag(parent, "best_eval_run_id", out["run_id"])
+    client.set_tag(parent, "best_model", f"models:/{out['model']}/{out['version']}")
+    _report(out, sweep_opts.tracking_uri)
+    return out

@@ -1,39 +1,21 @@
-"""Running one search from the driver: an MLflow run around a Ray Train ``TorchTrainer``.
+"""``sddarts search``: one search from the driver, an MLflow run around a Ray Train ``TorchTrainer``.
 
-Used by ``sddarts search`` and by each trial of ``sddarts sweep``, so that a trial's MLflow run
-is the search's own run.
+``run_search`` also runs each trial of ``sddarts sweep``, so that a trial's MLflow run is the
+search's own run.
 """
 
 from __future__ import annotations
 
-import signal
-import time
+import argparse
+import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from sddarts.platform import tracking
+from sddarts.platform import runs
+from sddarts.platform.flags import add_config_flags, config_from_args
+from sddarts.platform.launch import RunOptions, add_run_flags, prepare
 from sddarts.search_spaces import Genotype
-from sddarts.trainables.config import SearchConfig
-
-
-@dataclass
-class RunOptions:
-    """Where a run goes; not part of the search config itself."""
-
-    name: str = ""
-    tracking_uri: str = ""
-    experiment: str = tracking.DEFAULT_EXPERIMENT
-    storage_path: str = "sddarts_runs"
-    address: str | None = None
-    resume: bool = False
-
-    def __post_init__(self) -> None:
-        self.tracking_uri = tracking.resolve_tracking_uri(self.tracking_uri or None)
-        if "://" not in self.storage_path:
-            self.storage_path = str(Path(self.storage_path).expanduser().resolve())
-        if not self.name:
-            self.name = time.strftime("search-%Y%m%d-%H%M%S")
+from sddarts.trainables.config import SEARCH_PRESETS, SearchConfig
 
 
 @dataclass
@@ -43,17 +25,39 @@ class SearchOutcome:
     experiment_id: str
     metrics: dict[str, Any] = field(default_factory=dict)
     genotype: Genotype | None = None
+    checkpoint_path: str | None = None
 
 
-def check_resumable(opts: RunOptions) -> None:
-    """Raises ConfigError when ``--resume NAME`` has no checkpoints under the storage path."""
-    from sddarts.trainables.config import ConfigError
+def add_parser(sub) -> None:
+    p = sub.add_parser("search", help="run one SD-DARTS search (a Ray Train job) and derive a genotype",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_flags(p, SearchConfig, SEARCH_PRESETS)
+    add_run_flags(p, "continue the search NAME from its last checkpoint, in the same MLflow run")
+    p.set_defaults(func=cmd_search)
 
-    if "://" in opts.storage_path:
-        return  # remote storage: Ray Train checks it
-    if not (Path(opts.storage_path) / opts.name).is_dir():
-        raise ConfigError(f"resume: no run named {opts.name!r} under storage_path {opts.storage_path} "
-                          "(pass the --storage-path it ran with)")
+
+def cmd_search(args: argparse.Namespace) -> int:
+    args.preset = args.preset or "digits-demo"
+    cfg = config_from_args(SearchConfig, SEARCH_PRESETS, args)
+    opts, _ = prepare(args, cfg, "search")
+    print(f"sddarts search {opts.name}: {cfg.dataset}, {cfg.num_workers} worker(s), {cfg.epochs} epochs, "
+          f"{'SD-DARTS' if cfg.distills else 'plain DARTS'} (sd_weight={cfg.sd_weight:g}, vote_count={cfg.vote_count}, "
+          f"teacher_interval={cfg.teacher_interval}, T={cfg.temperature:g}, voting={cfg.voting})", flush=True)
+    try:
+        out = run_search(cfg, opts)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the MLflow run is marked KILLED. Resume with: sddarts search --resume '{opts.name}'",
+              file=sys.stderr)
+        return 130
+    m = out.metrics
+    print(f"\nsearch {out.name} finished: val_acc={m.get('val_acc', float('nan')):.2f}% "
+          f"derived_val_acc={m.get('derived_val_acc', float('nan')):.2f}% (held-out split)")
+    print(f"genotype: {out.genotype.short() if out.genotype else '?'}")
+    if out.genotype:
+        print(out.genotype.to_json(indent=None))
+    print(f"MLflow run id: {out.run_id}")
+    print(f"browse: {runs.run_url(opts.tracking_uri, out.experiment_id, out.run_id)}")
+    return 0
 
 
 def search_tags(cfg: SearchConfig, kind: str = "search") -> dict[str, str]:
@@ -61,62 +65,44 @@ def search_tags(cfg: SearchConfig, kind: str = "search") -> dict[str, str]:
             "method": "sd-darts" if cfg.distills else "darts"}
 
 
-class _Interrupted(KeyboardInterrupt):
-    pass
+def log_records(uri: str, run_id: str, checkpoint_path: str | None) -> None:
+    """Logs a search's final records (pictures, alpha, checkpoint) from its latest checkpoint."""
+    if not checkpoint_path:
+        return
+    import ray.train
 
+    from sddarts.trainables.run_logger import RunLogger
+    from sddarts.trainables.search_records import log_search_records
 
-def _raise_interrupt(signum, frame):  # SIGTERM (ray job stop, kill) ends the run like Ctrl-C
-    raise _Interrupted()
-
-
-def fit_tracked(trainer, uri: str, run_id: str, own_status: bool = True):
-    """Fits a Ray Train trainer for MLflow run ``run_id``: on Ctrl-C or SIGTERM the run ends
-    KILLED, on any error FAILED (with the error as a tag); the caller ends it FINISHED.
-    With ``own_status=False`` (a sweep trial) the status is left to whoever stops the trial."""
-    if not own_status:
-        return trainer.fit()
-    in_main = _in_main_thread()
-    previous = signal.getsignal(signal.SIGTERM)
-    if in_main:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        return trainer.fit()
-    except (KeyboardInterrupt, SystemExit) as exc:  # Ray's fit() aborts on Ctrl-C with SystemExit
-        tracking.end_run(uri, run_id, "KILLED", {"end_reason": "interrupted"})
-        raise KeyboardInterrupt() from exc
-    except BaseException as exc:
-        tracking.end_run(uri, run_id, "FAILED", {"error": f"{type(exc).__name__}: {exc}"[:4000]})
-        raise
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
+    with ray.train.Checkpoint(checkpoint_path).as_directory() as d:
+        log_search_records(RunLogger(uri, run_id), d)
 
 
 def run_search(cfg: SearchConfig, opts: RunOptions, parent_run_id: str | None = None,
                callbacks: list | None = None, extra_tags: dict[str, str] | None = None,
                own_status: bool = True) -> SearchOutcome:
-    """Runs (or resumes) one search and ends its MLflow run FINISHED, KILLED or FAILED.
+    """Runs (or resumes) one search; with ``own_status`` logs its final records and ends its MLflow
+    run FINISHED (KILLED or FAILED on interrupt or error).
 
     Ray must already be initialised. A run is resumed from the latest checkpoint under
     ``storage_path/name`` whenever one exists. A sweep trial passes ``own_status=False``: Tune
-    may stop it at any report, so the sweep's callback ends its run instead.
+    may stop it at any report, so the sweep's callback records and ends its run instead.
     """
-    from sddarts.trainables.search import make_search_trainer
+    from sddarts.trainables.search_loop import make_search_trainer
 
-    exp_id = tracking.experiment_id(opts.tracking_uri, opts.experiment)
+    exp_id = runs.experiment_id(opts.tracking_uri, opts.experiment)
     tags = {**search_tags(cfg), **(extra_tags or {})}
-    run_id = tracking.open_run(opts.tracking_uri, exp_id, opts.name, tags, parent_run_id, opts.resume)
+    run_id = runs.open_run(opts.tracking_uri, exp_id, opts.name, tags, parent_run_id, opts.resume)
     run = {"name": opts.name, "tracking_uri": opts.tracking_uri, "run_id": run_id}
     trainer = make_search_trainer(cfg, run, opts.storage_path, callbacks)
-    result = fit_tracked(trainer, opts.tracking_uri, run_id, own_status)
+    if not own_status:
+        result = trainer.fit()
+    else:
+        with runs.ending(opts.tracking_uri, run_id):
+            result = trainer.fit()
+            log_records(opts.tracking_uri, run_id, result.checkpoint.path if result.checkpoint else None)
+        runs.end_run(opts.tracking_uri, run_id, "FINISHED")
     metrics = dict(result.metrics or {})
     genotype = Genotype.from_json(metrics["genotype_json"]) if "genotype_json" in metrics else None
-    if own_status:
-        tracking.end_run(opts.tracking_uri, run_id, "FINISHED")
-    return SearchOutcome(opts.name, run_id, exp_id, metrics, genotype)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+    return SearchOutcome(opts.name, run_id, exp_id, metrics, genotype,
+                         result.checkpoint.path if result.checkpoint else None)

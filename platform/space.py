@@ -89,3 +89,36 @@ def to_distributions(space: dict[str, dict[str, Any]], base: SearchConfig) -> di
                 raise SpaceError(f"space.{name}: {exc}") from None
         out[name] = dist
     return out
+
+
+def baseline_point(dists: dict[str, optuna.distributions.BaseDistribution], base: SearchConfig
+                   ) -> tuple[dict[str, Any], dict[str, optuna.distributions.BaseDistribution]]:
+    """Plain DARTS as a point of the space: sd_weight=0 if the space admits it, else vote_count=0.
+    Returns the point and the space that holds it (vote_count's range widened to 0 where needed);
+    other knobs keep the base config's value, clipped into their range."""
+    point: dict[str, Any] = {}
+    for name, dist in dists.items():
+        value = getattr(base, name)
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            point[name] = value if value in dist.choices else dist.choices[0]
+        else:
+            point[name] = min(max(value, dist.low), dist.high)
+    sd, vc = dists.get("sd_weight"), dists.get("vote_count")
+    if isinstance(sd, optuna.distributions.FloatDistribution) and sd.low == 0:
+        return {**point, "sd_weight": 0.0}, dict(dists)
+    if isinstance(vc, optuna.distributions.IntDistribution):
+        widened = optuna.distributions.IntDistribution(0, vc.high, log=False, step=vc.step)
+        return {**point, "vote_count": 0}, {**dists, "vote_count": widened}
+    raise SpaceError("--baseline needs sd_weight (with low 0) or vote_count in the space")
+
+
+def space_of(dists: dict[str, optuna.distributions.BaseDistribution]) -> dict[str, dict[str, Any]]:
+    """The space file form of Optuna distributions: what a sweep actually samples."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, dist in dists.items():
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            out[name] = {"type": "categorical", "choices": list(dist.choices)}
+        else:
+            kind = "float" if isinstance(dist, optuna.distributions.FloatDistribution) else "int"
+            out[name] = {"type": kind, "low": dist.low, "high": dist.high, "log": dist.log}
+    return out

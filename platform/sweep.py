@@ -1,26 +1,33 @@
 """``sddarts sweep``: a Ray Tune experiment whose every trial is one SD-DARTS search.
 
-Each trial is a Tune function trainable that fits a ``TorchTrainer`` (the Ray Train V2 pattern),
-with OptunaSearch (seeded TPE) proposing the SD knobs and ASHA stopping on the epoch axis. One
-parent MLflow run per sweep; each trial's search run is its child.
+OptunaSearch (seeded TPE) proposes the SD knobs and learns from each completed trial's
+objective: its proxy retrain's held-out accuracy (``--proxy-epochs``) or its final ``--metric``.
+ASHA stops weak trials at rungs of the search's own ``epoch`` on ``--metric``; the best trial is
+chosen among trials that ran all their epochs. One parent MLflow run per sweep; each trial's
+search run is its child.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 
-from sddarts.platform import tracking
-from sddarts.platform.search import RunOptions, run_search
-from sddarts.platform.space import SpaceError
-from sddarts.trainables.config import SearchConfig
+from sddarts.platform import runs
+from sddarts.platform.flags import add_config_flags, config_from_args
+from sddarts.platform.launch import RunOptions, add_run_flags, prepare
+from sddarts.platform.space import DEFAULT_SPACE, baseline_point, load_space, space_of, to_distributions
+from sddarts.platform.trials import OBJECTIVE, TRIAL_DRIVER_CPU, build_tuner, fit_tuner, max_concurrent, restore_tuner
+from sddarts.trainables.config import SEARCH_PRESETS, ConfigError, SearchConfig
 
-TRIAL_DRIVER_CPU = 0.01  # a trial only drives its TorchTrainer; the workers reserve their own CPUs
+METRICS = {"derived_val_acc": "max", "val_acc": "max", "val_loss": "min", "discretization_gap": "min",
+           "hessian_eig": "min", "alpha_entropy": "min"}  # per-epoch metrics ASHA can prune on
 
 
 @dataclass
@@ -31,178 +38,160 @@ class SweepOptions:
     seed: int = 0
     baseline: bool = False
     asha: bool = True
-    grace_period: int = 1
+    grace_period: int = 0  # 0: half the epochs, rounded up
     reduction_factor: int = 2
     max_concurrent: int = 0  # 0: as many as the cluster holds
+    proxy_epochs: int = 0
+    proxy_C: int = 0
+    proxy_layers: int = 0
     space: dict[str, Any] = field(default_factory=dict)
 
-
-def baseline_point(dists: dict[str, optuna.distributions.BaseDistribution], base: SearchConfig) -> dict[str, Any]:
-    """Plain DARTS as a point of the space: sd_weight=0 if the space admits it, else vote_count=0
-    (widening vote_count's range to 0). Other knobs keep the base config's value."""
-    point = {}
-    for name, dist in dists.items():
-        value = getattr(base, name)
-        if isinstance(dist, optuna.distributions.CategoricalDistribution):
-            point[name] = value if value in dist.choices else dist.choices[0]
-        else:
-            point[name] = min(max(value, dist.low), dist.high)
-    sd = dists.get("sd_weight")
-    if isinstance(sd, optuna.distributions.FloatDistribution) and sd.low == 0:
-        point["sd_weight"] = 0.0
-    elif isinstance(dists.get("vote_count"), optuna.distributions.IntDistribution):
-        vc = dists["vote_count"]
-        dists["vote_count"] = optuna.distributions.IntDistribution(0, vc.high, log=False, step=vc.step)
-        point["vote_count"] = 0
-    else:
-        raise SpaceError("--baseline needs sd_weight (with low 0) or vote_count in the space")
-    return point
+    @property
+    def objective_mode(self) -> str:
+        return "max" if self.proxy_epochs else self.mode
 
 
-def search_trial(config: dict[str, Any]) -> None:
-    """One Tune trial: a full search whose MLflow run is a child of the sweep's run."""
-    import ray.tune
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    sweep = config["sweep"]
-    sampled = {k: v for k, v in config.items() if k not in ("base", "sweep")}
-    cfg = SearchConfig.from_dict({**config["base"], **sampled})
-    if not cfg.distills:  # one canonical plain-DARTS config
-        cfg = cfg.replace(sd_weight=0.0, vote_count=0)
-    ctx = ray.tune.get_context()
-    opts = RunOptions(name=f"{sweep['name']}-{ctx.get_trial_id()}", tracking_uri=sweep["tracking_uri"],
-                      experiment=sweep["experiment"], storage_path=sweep["storage_path"], resume=True)
-    run_search(cfg, opts, parent_run_id=sweep["parent_run_id"], callbacks=[TuneReportCallback()],
-               extra_tags={"kind": "search", "sweep": sweep["name"], "trial_id": ctx.get_trial_id(),
-                           "trial_name": ctx.get_trial_name()}, own_status=False)
-
-
-def make_callback(tracking_uri: str, experiment_id: str, sweep_name: str, parent_run_id: str, epochs: int):
-    """Ends each trial's child run once Tune is done with the trial: FINISHED after the last epoch,
-    KILLED with ``stopped_early=asha`` when the scheduler stopped it sooner, FAILED on error.
-    (Tune kills a stopped trial, even at ``max_t``, before it could end its own run.)"""
-    from ray.tune import Callback
-
-    def run_of(trial) -> str | None:
-        found = tracking.find_run(tracking_uri, experiment_id, f"{sweep_name}-{trial.trial_id}", parent_run_id)
-        return found.info.run_id if found else None
-
-    class TrialRuns(Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            run_id = run_of(trial)
-            done = int((trial.last_result or {}).get("epoch", 0))
-            if not run_id:
-                return
-            if done >= epochs:
-                tracking.end_run(tracking_uri, run_id, "FINISHED")
-            else:
-                tracking.end_run(tracking_uri, run_id, "KILLED", {
-                    "stopped_early": "asha", "end_reason": f"stopped by the scheduler after epoch {done}"})
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            run_id = run_of(trial)
-            if run_id:
-                tracking.end_run(tracking_uri, run_id, "FAILED", {"error": str(trial.error_file or "trial error")})
-
-    return TrialRuns()
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="tune SD-DARTS' knobs: Ray Tune + Optuna (TPE) + ASHA, one search per trial",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_flags(p, SearchConfig, SEARCH_PRESETS)
+    g = p.add_argument_group("sweep")
+    g.add_argument("--trials", type=int, default=8, help="number of trials (searches)")
+    g.add_argument("--workers-per-trial", dest="num_workers", type=int, default=argparse.SUPPRESS,
+                   help="Train workers per trial (same as --num-workers; default 1 in a sweep)")
+    g.add_argument("--space-file", default=None, help="YAML/JSON file of distributions per config field (default: sd_weight, "
+                   "teacher_interval, vote_count, temperature)")
+    g.add_argument("--baseline", action="store_true", help="evaluate plain DARTS first (points_to_evaluate)")
+    g.add_argument("--no-asha", dest="asha", action="store_false", help="run every trial to the end")
+    g.add_argument("--grace-period", type=int, default=0, help="ASHA: epochs before a trial can be stopped (0: half the epochs)")
+    g.add_argument("--reduction-factor", type=int, default=2, help="ASHA: keep 1/rf of trials at each rung")
+    g.add_argument("--max-concurrent", type=int, default=0, help="cap on trials at once (0: what the cluster holds)")
+    g.add_argument("--metric", default="derived_val_acc", choices=sorted(METRICS),
+                   help="per-epoch metric ASHA prunes on, and without --proxy-epochs what ranks the trials")
+    g.add_argument("--proxy-epochs", type=int, default=0, help="retrain each completed trial's genotype from scratch for "
+                   "N epochs and rank trials by its held-out accuracy, proxy_acc (0: off)")
+    g.add_argument("--proxy-C", type=int, default=0, help="proxy network channels (0: the search's C)")
+    g.add_argument("--proxy-layers", type=int, default=0, help="proxy network cells (0: the search's layers)")
+    g.add_argument("--evaluate-best", action="store_true", help="retrain the best genotype from scratch at the end")
+    add_run_flags(p, "restore the interrupted sweep NAME (Tune's restore); finished trials are not rerun")
+    p.set_defaults(func=cmd_sweep)
 
 
-def max_concurrent(cfg: SearchConfig, resources: dict[str, float], cap: int) -> int:
-    """How many trials fit at once, so that no trial waits forever for its workers."""
-    fits = [math.floor(resources.get("CPU", 0) / (cfg.num_workers * cfg.cpus_per_worker + TRIAL_DRIVER_CPU))]
-    if cfg.gpus_per_worker:
-        fits.append(math.floor(resources.get("GPU", 0) / (cfg.num_workers * cfg.gpus_per_worker)))
-    n = max(1, min(fits))
-    return min(n, cap) if cap else n
+def _check_int(name: str, value: int, low: int) -> None:
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low} (got {value})")
 
 
-def build_tuner(base: SearchConfig, ropts: RunOptions, exp_id: str, parent: str, grid: dict[str, Any],
-                params: list[str], tune_config) -> "ray.tune.Tuner":
-    """The one place a Tuner of searches is built: each trial runs ``search_trial`` with the base
-    config, plus what the searcher samples or the ``grid`` enumerates."""
-    import ray.tune
-
-    sweep_meta = {"name": ropts.name, "tracking_uri": ropts.tracking_uri, "experiment": ropts.experiment,
-                  "storage_path": ropts.storage_path, "parent_run_id": parent}
-    reporter = ray.tune.CLIReporter(parameter_columns=params, max_report_frequency=15, metric_columns=[
-        "epoch", "derived_val_acc", "val_acc", "discretization_gap", "hessian_eig"])
-    return ray.tune.Tuner(
-        ray.tune.with_resources(search_trial, {"CPU": TRIAL_DRIVER_CPU}),
-        param_space={"base": base.to_dict(), "sweep": sweep_meta, **grid},
-        tune_config=tune_config,
-        run_config=ray.tune.RunConfig(
-            name=ropts.name, storage_path=ropts.storage_path, progress_reporter=reporter,
-            failure_config=ray.tune.FailureConfig(max_failures=1),
-            callbacks=[make_callback(ropts.tracking_uri, exp_id, ropts.name, parent, base.epochs)]),
-    )
+def sweep_options(args: argparse.Namespace, base: SearchConfig, space: dict[str, Any]) -> SweepOptions:
+    """The sweep's settings from its flags, checked against the base config."""
+    for name, low in (("trials", 1), ("grace_period", 0), ("reduction_factor", 2), ("max_concurrent", 0),
+                      ("proxy_epochs", 0), ("proxy_C", 0), ("proxy_layers", 0)):
+        _check_int(name, getattr(args, name), low)
+    grace = args.grace_period or math.ceil(base.epochs / 2)
+    if args.asha and base.epochs > 1 and grace >= base.epochs:
+        raise ConfigError(f"grace_period must be < epochs ({base.epochs}) so that ASHA has a rung (got {grace})")
+    if args.proxy_C % 2 or (args.proxy_layers and args.proxy_layers < 3):
+        raise ConfigError(f"proxy_C must be even and proxy_layers 0 or >= 3 (got {args.proxy_C}, {args.proxy_layers})")
+    return SweepOptions(trials=args.trials, metric=args.metric, mode=METRICS[args.metric], seed=base.seed,
+                        baseline=args.baseline, asha=args.asha and base.epochs > 1, grace_period=grace,
+                        reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent,
+                        proxy_epochs=args.proxy_epochs, proxy_C=args.proxy_C, proxy_layers=args.proxy_layers, space=space)
 
 
-def restore_tuner(ropts: RunOptions) -> "ray.tune.Tuner":
-    """Tune's restore of an interrupted experiment; finished trials are not rerun."""
-    import ray.tune
-
-    path = f"{ropts.storage_path.rstrip('/')}/{ropts.name}"
-    return ray.tune.Tuner.restore(path, trainable=ray.tune.with_resources(search_trial, {"CPU": TRIAL_DRIVER_CPU}),
-                                  resume_errored=True)
-
-
-def fit_tuner(tuner, uri: str, parent: str, planned: int):
-    """Fits the Tuner; the parent run ends KILLED on interrupt and FAILED on error. Tune answers
-    Ctrl-C by saving its state and returning early, so fewer ended trials than ``planned`` is an
-    interruption too."""
+def cmd_sweep(args: argparse.Namespace) -> int:
+    args.preset = args.preset or "digits-demo"
+    base = config_from_args(SearchConfig, SEARCH_PRESETS, args, base={"num_workers": 1})
+    dists = to_distributions(load_space(args.space_file) if args.space_file else DEFAULT_SPACE, base)
+    points = None
+    if args.baseline:
+        point, dists = baseline_point(dists, base)
+        points = [point]
+    sopts = sweep_options(args, base, space_of(dists))
+    ropts, resources = prepare(args, base, "sweep", TRIAL_DRIVER_CPU)
+    ranking = f"proxy_acc after {sopts.proxy_epochs} proxy epoch(s)" if sopts.proxy_epochs else f"final {sopts.metric}"
+    print(f"sddarts sweep {ropts.name}: {sopts.trials} trials over {', '.join(dists)}; ranked by {ranking}; "
+          f"ASHA {'on ' + sopts.metric + f' from epoch {sopts.grace_period}' if sopts.asha else 'off'}; "
+          f"{base.num_workers} worker(s) x {base.cpus_per_worker:g} CPU per trial", flush=True)
     try:
-        results = tuner.fit()
-        if results.num_terminated + results.num_errors < planned:
-            raise KeyboardInterrupt()
-        return results
-    except (KeyboardInterrupt, SystemExit) as exc:
-        tracking.end_run(uri, parent, "KILLED", {"end_reason": "interrupted"})
-        raise KeyboardInterrupt() from exc
-    except BaseException as exc:
-        tracking.end_run(uri, parent, "FAILED", {"error": f"{type(exc).__name__}: {exc}"[:4000]})
-        raise
+        summary = run_sweep(base, dists, points, sopts, ropts, resources)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; resume with: sddarts sweep --resume '{ropts.name}' "
+              f"(same --storage-path and --tracking-uri)", file=sys.stderr)
+        return 130
+    print(f"\nsweep {ropts.name} finished in {summary['wall_s']:.0f}s: {summary['trials']} trials "
+          f"({summary['completed']} completed, {summary['stopped']} stopped by ASHA, {summary['errors']} errors), "
+          f"up to {summary['concurrency']} at once")
+    if summary["best"] is None:
+        print("no trial completed all its epochs; nothing to rank", file=sys.stderr)
+        return 1
+    knobs = {k: summary["best"][k] for k in dists}
+    print(f"best {summary['ranked_by']} = {summary['best_value']:.4g} with {knobs}")
+    print(f"best genotype: {summary['genotype']}")
+    print(f"best search run: {summary['best_run_id']}")
+    print(f"MLflow parent run id: {summary['parent_run_id']}")
+    print(f"browse: {runs.run_url(ropts.tracking_uri, summary['experiment_id'], summary['parent_run_id'])}")
+    if args.evaluate_best:
+        from sddarts.platform.evaluate import evaluate_best_of_sweep
+
+        evaluate_best_of_sweep(summary, ropts)
+    return 0
 
 
-def run_sweep(base: SearchConfig, dists: dict, sopts: SweepOptions, ropts: RunOptions,
-              resources: dict[str, float]) -> dict[str, Any]:
-    """Runs (or with ``ropts.resume`` restores) a sweep; returns the best trial's summary."""
+def log_settings(client, parent: str, base: SearchConfig, sopts: SweepOptions) -> None:
+    settings = {"trials": sopts.trials, "metric": sopts.metric, "mode": sopts.mode, "searcher": "optuna-tpe",
+                "seed": sopts.seed, "scheduler": "asha" if sopts.asha else "fifo", "grace_period": sopts.grace_period,
+                "reduction_factor": sopts.reduction_factor, "baseline": sopts.baseline, "proxy_epochs": sopts.proxy_epochs,
+                "proxy_C": sopts.proxy_C, "proxy_layers": sopts.proxy_layers,
+                "ranked_by": "proxy_acc" if sopts.proxy_epochs else sopts.metric,
+                "workers_per_trial": base.num_workers, "epochs": base.epochs}
+    for k, v in settings.items():
+        client.log_param(parent, k, v)
+    client.log_text(parent, json.dumps(sopts.space, indent=2), "space.json")
+    client.log_text(parent, json.dumps(base.to_dict(), indent=2), "base_config.json")
+
+
+def make_tuner(base: SearchConfig, dists: dict, points: list | None, sopts: SweepOptions, ropts: RunOptions,
+               exp_id: str, parent: str, concurrency: int):
+    """OptunaSearch learns from each completed trial's objective; ASHA prunes on ``--metric`` at
+    rungs of ``epoch`` below the last epoch (``max_t = epochs - 1`` and ``stop_last_trials=False``),
+    so a trial that reached its last epoch is never stopped before its proxy retrain."""
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    searcher = OptunaSearch(space=dists, metric=OBJECTIVE, mode=sopts.objective_mode, points_to_evaluate=points,
+                            sampler=optuna.samplers.TPESampler(seed=sopts.seed))
+    scheduler = (ASHAScheduler(time_attr="epoch", metric=sopts.metric, mode=sopts.mode, max_t=base.epochs - 1,
+                               grace_period=sopts.grace_period, reduction_factor=sopts.reduction_factor,
+                               stop_last_trials=False) if sopts.asha else None)
+    sweep = {"metric": sopts.metric, "proxy_epochs": sopts.proxy_epochs, "proxy_C": sopts.proxy_C,
+             "proxy_layers": sopts.proxy_layers}
+    return build_tuner(base, ropts, exp_id, parent, sweep, {}, list(dists), ray.tune.TuneConfig(
+        search_alg=searcher, scheduler=scheduler, num_samples=sopts.trials, max_concurrent_trials=concurrency))
+
+
+def run_sweep(base: SearchConfig, dists: dict, points: list | None, sopts: SweepOptions, ropts: RunOptions,
+              resources: dict[str, float]) -> dict[str, Any]:
+    """Runs (or with ``ropts.resume`` restores) a sweep; returns the best completed trial's summary.
+    The parent run ends FINISHED, KILLED on interrupt, FAILED on error or when no trial completed."""
     from sddarts.platform.sweep_report import log_sweep_summary
 
     uri, name = ropts.tracking_uri, ropts.name
-    exp_id = tracking.experiment_id(uri, ropts.experiment)
-    points = [baseline_point(dists, base)] if sopts.baseline else None
+    exp_id = runs.experiment_id(uri, ropts.experiment)
     parent_tags = {"kind": "sweep", "space": base.space, "dataset": base.dataset, "seed": str(sopts.seed)}
-    parent = tracking.open_run(uri, exp_id, name, parent_tags, resume=ropts.resume)
-    client = tracking.client(uri)
-    if not ropts.resume:
-        settings = {"trials": sopts.trials, "metric": sopts.metric, "mode": sopts.mode, "searcher": "optuna-tpe",
-                    "seed": sopts.seed, "scheduler": "asha" if sopts.asha else "fifo", "grace_period": sopts.grace_period,
-                    "reduction_factor": sopts.reduction_factor, "baseline": sopts.baseline,
-                    "workers_per_trial": base.num_workers, "epochs": base.epochs}
-        for k, v in settings.items():
-            client.log_param(parent, k, v)
-        client.log_text(parent, json.dumps(sopts.space, indent=2), "space.json")
-        client.log_text(parent, json.dumps(base.to_dict(), indent=2), "base_config.json")
-
+    parent = runs.open_run(uri, exp_id, name, parent_tags, resume=ropts.resume)
     concurrency = max_concurrent(base, resources, sopts.max_concurrent)
-    reporter_params = list(dists)
     started = time.time()
-    if ropts.resume:
-        tuner = restore_tuner(ropts)
-    else:
-        searcher = OptunaSearch(space=dists, metric=sopts.metric, mode=sopts.mode, points_to_evaluate=points,
-                                sampler=optuna.samplers.TPESampler(seed=sopts.seed))
-        scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=base.epochs, grace_period=sopts.grace_period,
-                                   reduction_factor=sopts.reduction_factor) if sopts.asha else None)
-        tuner = build_tuner(base, ropts, exp_id, parent, {}, reporter_params, ray.tune.TuneConfig(
-            metric=sopts.metric, mode=sopts.mode, search_alg=searcher, scheduler=scheduler,
-            num_samples=sopts.trials, max_concurrent_trials=concurrency))
-    results = fit_tuner(tuner, uri, parent, sopts.trials)
-    summary = log_sweep_summary(client, parent, results, sopts, list(dists))
+    with runs.ending(uri, parent):
+        client = runs.client(uri)
+        if ropts.resume:
+            tuner = restore_tuner(ropts)
+        else:
+            log_settings(client, parent, base, sopts)
+            tuner = make_tuner(base, dists, points, sopts, ropts, exp_id, parent, concurrency)
+        results = fit_tuner(tuner, sopts.trials)
+        summary = log_sweep_summary(client, parent, results, sopts, list(dists), base.epochs)
     summary.update(parent_run_id=parent, experiment_id=exp_id, wall_s=time.time() - started, concurrency=concurrency)
-    tracking.end_run(uri, parent, "FAILED" if summary.get("best") is None else "FINISHED")
+    runs.end_run(uri, parent, "FAILED" if summary["best"] is None else "FINISHED",
+                 {"error": "no trial completed all its epochs"} if summary["best"] is None else None)
     return summary

@@ -12,15 +12,34 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 
-TABLE_COLUMNS = ["epoch", "derived_val_acc", "val_acc", "discretization_gap", "hessian_eig", "sd_loss",
-                 "teachers", "mlflow_run_id", "genotype"]
+TABLE_COLUMNS = ["epoch", "objective", "proxy_acc", "derived_val_acc", "val_acc", "discretization_gap", "hessian_eig",
+                 "sd_loss", "teachers", "mlflow_run_id", "proxy_run_id", "genotype", "genotype_json"]
 
 
-def trials_table(results, params: list[str]):
-    """One row per trial: its sampled knobs and its last reported metrics."""
-    df = results.get_dataframe()
-    keep = ["trial_id"] + [f"config/{p}" for p in params] + [c for c in TABLE_COLUMNS if c in df.columns]
-    return df[[c for c in keep if c in df.columns]].rename(columns={f"config/{p}": p for p in params})
+def trials_table(results, params: list[str], epochs: int):
+    """One row per trial: its status (``completed``: ran all ``epochs``; ``stopped``: by the
+    scheduler; ``error``), its sampled knobs and its last reported metrics."""
+    import os
+
+    import pandas as pd
+
+    rows = []
+    for result in results:
+        metrics = result.metrics or {}
+        done = int(metrics.get("epoch", 0) or 0)
+        status = "error" if result.error else "completed" if done >= epochs else "stopped"
+        rows.append({"trial_id": metrics.get("trial_id", os.path.basename(str(result.path))), "status": status,
+                     **{p: result.config.get(p, result.config.get("base", {}).get(p)) for p in params},
+                     **{c: metrics.get(c) for c in TABLE_COLUMNS}, "_config": result.config})
+    return pd.DataFrame(rows)
+
+
+def best_row(table, metric: str, mode: str):
+    """The completed trial with the best ``metric``, or None."""
+    done = table[(table["status"] == "completed") & table[metric].notna()]
+    if done.empty:
+        return None
+    return done.loc[done[metric].astype(float).idxmax() if mode == "max" else done[metric].astype(float).idxmin()]
 
 
 def _importances(table, params: list[str], metric: str, mode: str) -> dict[str, float]:
@@ -45,11 +64,12 @@ def _importances(table, params: list[str], metric: str, mode: str) -> dict[str, 
 
 def plot_history(table, metric: str, mode: str):
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    values = list(table[metric])
+    values = [float(v) for v in table[metric]]
     best = (max if mode == "max" else min)
     running = [best(values[: i + 1]) for i in range(len(values))]
-    ax.plot(range(len(values)), values, "o", label="trial")
-    ax.plot(range(len(values)), running, "-", label="best so far")
+    ax.plot(range(1, len(values) + 1), values, "o", label="completed trial")
+    ax.plot(range(1, len(values) + 1), running, "-", label="best so far")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel="trial", ylabel=metric, title="optimisation history")
     ax.legend()
     fig.tight_layout()
@@ -77,31 +97,41 @@ def plot_knobs(table, params: list[str], metric: str):
     return fig
 
 
-def log_sweep_summary(client, parent: str, results, sopts, params: list[str]) -> dict[str, Any]:
-    """Logs the summary artifacts to the parent run; returns the best trial's config and genotype."""
-    table = trials_table(results, params)
-    client.log_text(parent, table.to_csv(index=False), "trials.csv")
-    summary: dict[str, Any] = {"trials": len(table), "errors": len(results.errors), "best": None}
-    try:
-        best = results.get_best_result(metric=sopts.metric, mode=sopts.mode, scope="last")
-    except RuntimeError:
+def log_sweep_summary(client, parent: str, results, sopts, params: list[str], epochs: int) -> dict[str, Any]:
+    """Logs the summary artifacts to the parent run; returns the best completed trial's config and
+    genotype. Trials the scheduler stopped or that failed are counted apart, never ranked."""
+    table = trials_table(results, params, epochs)
+    client.log_text(parent, table.drop(columns=["_config", "genotype_json"]).to_csv(index=False), "trials.csv")
+    counts = table["status"].value_counts()
+    ranked_by = "proxy_acc" if sopts.proxy_epochs else sopts.metric
+    summary: dict[str, Any] = {"trials": len(table), "completed": int(counts.get("completed", 0)),
+                               "stopped": int(counts.get("stopped", 0)), "errors": int(counts.get("error", 0)),
+                               "best": None, "ranked_by": ranked_by}
+    for key in ("completed", "stopped", "errors"):
+        client.log_metric(parent, f"trials_{key}", summary[key])
+    best = best_row(table, "objective", sopts.objective_mode)
+    if best is None:
         return summary
-    config = {**best.config["base"], **{k: v for k, v in best.config.items() if k not in ("base", "sweep")}}
-    summary.update(best=config, best_value=best.metrics.get(sopts.metric), best_run_id=best.metrics.get("mlflow_run_id"),
-                   genotype=best.metrics.get("genotype"), genotype_json=best.metrics.get("genotype_json"))
-    client.log_text(parent, json.dumps(config, indent=2), "best_config.json")
+    config = {**best["_config"]["base"], **{k: v for k, v in best["_config"].items() if k not in ("base", "sweep")}}
+    summary.update(best=config, best_value=float(best["objective"]), best_run_id=best["mlflow_run_id"],
+                   genotype=best["genotype"], genotype_json=best["genotype_json"], best_trial_id=best["trial_id"])
+    client.log_text(parent, json.dumps({"trial_id": best["trial_id"], ranked_by: float(best["objective"]), **config},
+                                       indent=2), "best_config.json")
     if summary["genotype_json"]:
         client.log_text(parent, json.dumps(json.loads(summary["genotype_json"]), indent=2), "genotype.json")
     client.set_tag(parent, "best_run_id", summary["best_run_id"] or "")
+    client.set_tag(parent, "best_trial_id", best["trial_id"])
     client.set_tag(parent, "best_genotype", summary["genotype"] or "")
-    if summary["best_value"] is not None:
-        client.log_metric(parent, f"best_{sopts.metric}", float(summary["best_value"]))
-    if sopts.metric in table.columns and len(table):
-        client.log_figure(parent, plot_history(table, sopts.metric, sopts.mode), "plots/optimization_history.png")
-        client.log_figure(parent, plot_knobs(table, params, sopts.metric), "plots/knobs.png")
-        importances = _importances(table, params, sopts.metric, sopts.mode)
-        if importances:
-            client.log_figure(parent, plot_importances(importances), "plots/param_importances.png")
-            client.log_text(parent, json.dumps(importances, indent=2), "param_importances.json")
+    client.log_metric(parent, f"best_{ranked_by}", summary["best_value"])
+    done = table[(table["status"] == "completed") & table["objective"].notna()]
+    # for a completed trial the objective is its ``ranked_by`` column: plots show it by that name
+    client.log_figure(parent, plot_history(done, ranked_by, sopts.objective_mode), "plots/optimization_history.png")
+    client.log_figure(parent, plot_knobs(done, params, ranked_by), "plots/knobs.png")
+    importances = _importances(done, params, ranked_by, sopts.objective_mode)
+    if importances:
+        client.log_figure(parent, plot_importances(importances), "plots/param_importances.png")
+        client.log_text(parent, json.dumps(importances, indent=2), "param_importances.json")
+    else:
+        client.set_tag(parent, "param_importances", f"not computed: {len(done)} completed trials (3+ with distinct values needed)")
     plt.close("all")
     return summary

@@ -67,8 +67,8 @@ class StateEdges(nn.Module):
             self.fr2 = _conv_weight(k * c // 2, c, 1)
             self.bn_fr = _BN(k * c)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``x``: (N, C, H, W); ``weights``: (k, 8) op weights. Returns (N, k, C, H', W')."""
+    def forward(self, x: torch.Tensor, op_weights: torch.Tensor) -> torch.Tensor:
+        """``x``: (N, C, H, W); ``op_weights``: (k, 8). Returns (N, k, C, H', W')."""
         k, c, s = self.k, self.c, self.stride
         n = x.shape[0]
         r = F.relu(x)
@@ -88,7 +88,7 @@ class StateEdges(nn.Module):
         ]
         y2 = self.bn2(F.conv2d(torch.cat(mids2, 1), self.pw2, groups=2 * k))
         convs = torch.cat([y2, y1[:, 2 * k * c :]], 1).view(n, 4, k, c, h, w_)
-        out = (convs * weights[:, CONV_IDX].t().reshape(1, 4, k, 1, 1, 1)).sum(1)
+        out = (convs * op_weights[:, CONV_IDX].t().reshape(1, 4, k, 1, 1, 1)).sum(1)
         # edge-independent ops: computed once, weighted per edge
         shared = [
             self.bn_max(F.max_pool2d(x, 3, s, 1)),
@@ -96,13 +96,13 @@ class StateEdges(nn.Module):
         ]
         if s == 1:
             shared.append(x)
-            w_shared = weights[:, SHARED_IDX]
+            w_shared = op_weights[:, SHARED_IDX]
         else:
-            w_shared = weights[:, SHARED_IDX[:2]]
+            w_shared = op_weights[:, SHARED_IDX[:2]]
             half = c // 2
             a = F.conv2d(r, self.fr1, stride=2).view(n, k, half, h, w_)
             b = F.conv2d(r[:, :, 1:, 1:], self.fr2, stride=2).view(n, k, half, h, w_)
             fr = self.bn_fr(torch.cat([a, b], 2).view(n, k * c, h, w_)).view(n, k, c, h, w_)
-            out = out + fr * weights[:, _IDX["skip_connect"]].view(1, k, 1, 1, 1)
+            out = out + fr * op_weights[:, _IDX["skip_connect"]].view(1, k, 1, 1, 1)
         stacked = torch.stack(shared, 1).view(n, len(shared), -1)
         return out + torch.matmul(w_shared, stacked).view(n, k, c, h, w_)

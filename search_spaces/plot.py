@@ -91,8 +91,9 @@ def alpha_evolution(history: Sequence[tuple[np.ndarray, np.ndarray]]):
     return fig
 
 
-def curves(history: Sequence[dict], keys: Sequence[str] = ("hessian_eig", "discretization_gap", "train_loss", "val_loss")):
-    """One panel per metric over epochs (epochs without the metric are skipped)."""
+def curves(history: Sequence[dict], keys: Sequence[str] = ("hessian_eig", "discretization_gap", "train_ce", "val_loss")):
+    """One panel per metric over epochs (epochs without the metric are skipped). The training
+    panel is the cross-entropy alone, so DARTS and SD-DARTS curves compare."""
     fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3))
     for ax, key in zip(np.atleast_1d(axes), keys):
         points = [(m["epoch"], m[key]) for m in history if key in m]

@@ -1,7 +1,7 @@
 """The DARTS search supernet: a stack of search cells over a continuous relaxation.
 
 Architecture weights alpha live in the supernet as two ``(14, 8)`` parameters, one for normal
-and one for reduction cells. ``forward(x)`` uses ``softmax(alpha)``; ``forward(x, weights)``
+and one for reduction cells. ``forward(x)`` uses ``softmax(alpha)``; ``forward(x, op_weights)``
 takes explicit op weights instead (for example the one-hot weights of a genotype).
 """
 
@@ -46,13 +46,13 @@ class SearchCell(nn.Module):
             rows = torch.tensor([edge_index(src, node) for node in consumers])
             self.register_buffer(f"rows{src}", rows, persistent=False)
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, op_weights: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
         nodes: list[torch.Tensor | None] = [None] * STEPS
         for src, edges in enumerate(self.states):
             if src >= 2:
                 states.append(nodes[src - 2])
-            out = edges(states[src], weights[getattr(self, f"rows{src}")])
+            out = edges(states[src], op_weights[getattr(self, f"rows{src}")])
             for e, node in enumerate(range(max(0, src - 1), STEPS)):
                 nodes[node] = out[:, e] if nodes[node] is None else nodes[node] + out[:, e]
         return torch.cat(nodes, dim=1)
@@ -104,7 +104,7 @@ class Supernet(nn.Module):
         """The architecture parameters [alpha_normal, alpha_reduce]."""
         return [self.arch.normal, self.arch.reduce]
 
-    def weights(self) -> Iterator[nn.Parameter]:
+    def w_parameters(self) -> Iterator[nn.Parameter]:
         """The network weights w (every parameter except alpha)."""
         return (p for name, p in self.named_parameters() if not name.startswith("arch."))
 
@@ -112,8 +112,9 @@ class Supernet(nn.Module):
         """softmax(alpha) per edge, for normal and reduction cells."""
         return F.softmax(self.alpha_normal, dim=-1), F.softmax(self.alpha_reduce, dim=-1)
 
-    def forward(self, x: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        w_normal, w_reduce = self.op_weights() if weights is None else weights
+    def forward(self, x: torch.Tensor, op_weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits; ``op_weights`` (normal, reduce), each ``(14, 8)``, replace ``softmax(alpha)``."""
+        w_normal, w_reduce = self.op_weights() if op_weights is None else op_weights
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, w_reduce if cell.reduction else w_normal)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cifar_files import write_cifar
-from sddarts.trainables.data import DataError, check_available, load_dataset, search_splits
+from sddarts.trainables.data import DataError, check_available, load_dataset, search_splits, train_and_measure_splits
 
 
 def test_digits_is_bundled_and_split():
@@ -36,11 +36,33 @@ def test_cifar_augmentation_and_cutout_change_the_image(tmp_path):
     assert not torch.equal(plain[0][0], cut[0][0])
 
 
-def test_search_splits_halve_the_training_set(tmp_path):
+def test_search_splits_three_ways_and_the_holdout_is_neither_trained_on_nor_augmented(tmp_path):
     write_cifar(tmp_path)
-    w, a = search_splits("cifar10", str(tmp_path), 0.5, seed=0)
-    assert len(w) == len(a) == 30
-    assert not set(w.indices) & set(a.indices)
+    splits = search_splits("cifar10", str(tmp_path), 0.5, 0.2, seed=0)
+    w, a, held = splits.w_train.indices, splits.alpha_train.indices, splits.holdout.indices
+    assert (len(held), len(w), len(a)) == (12, 24, 24)
+    assert not set(w) & set(a) and not set(held) & (set(w) | set(a))
+    plain = load_dataset("cifar10", str(tmp_path), train=True, augment=False)
+    torch.testing.assert_close(splits.holdout[0][0], plain[held[0]][0])  # no crop, no flip
+    torch.testing.assert_close(splits.holdout[0][0], splits.holdout[0][0])
+    torch.manual_seed(0)
+    assert any(not torch.equal(splits.w_train[i][0], plain[w[i]][0]) for i in range(4))  # augmented
+
+
+def test_proxy_retrain_measures_on_the_searchs_holdout(tmp_path):
+    write_cifar(tmp_path)
+    splits = search_splits("cifar10", str(tmp_path), 0.5, 0.2, seed=3)
+    train, measured = train_and_measure_splits("cifar10", str(tmp_path), 0.2, seed=3)
+    assert measured.indices == splits.holdout.indices
+    assert set(train.indices) == set(splits.w_train.indices) | set(splits.alpha_train.indices)
+    train, test = train_and_measure_splits("cifar10", str(tmp_path), 0.0, seed=3)
+    assert len(train) == 60 and len(test) == 12  # the evaluation stage: training split, then test split
+
+
+def test_a_split_that_leaves_nothing_is_refused(tmp_path):
+    write_cifar(tmp_path)
+    with pytest.raises(DataError, match="holdout_portion 0.001 leaves an empty split"):
+        search_splits("cifar10", str(tmp_path), 0.5, 0.001, seed=0)
 
 
 def test_missing_data_dir_says_what_to_do(tmp_path):

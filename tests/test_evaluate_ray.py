@@ -6,7 +6,8 @@ from mlflow import MlflowClient
 
 from conftest import tiny_search
 from sddarts.platform.cli import main
-from sddarts.platform.search import RunOptions, run_search
+from sddarts.platform.launch import RunOptions
+from sddarts.platform.search import run_search
 
 pytestmark = pytest.mark.ray
 

@@ -12,7 +12,8 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import tiny_search, wait_for_free_cpus
-from sddarts.platform.search import RunOptions, run_search
+from sddarts.platform.launch import RunOptions
+from sddarts.platform.search import run_search
 from sddarts.search_spaces import Genotype
 
 pytestmark = pytest.mark.ray
@@ -26,7 +27,8 @@ def test_two_worker_search_keeps_ranks_identical_and_logs_one_run(ray_session, t
     cfg = tiny_search(num_workers=2, epochs=2)
     out = run_search(cfg, _opts(tmp_path, sqlite_uri, "ddp"))
     assert out.metrics["epoch"] == 2
-    assert out.metrics["replica_drift"] == 0.0  # every rank holds the same w and alpha
+    assert out.metrics["replica_drift"] == 0.0  # every rank holds the same w, alpha and BatchNorm statistics
+    assert out.metrics["teacher_drift"] == 0.0  # and the same teachers (parameters and buffers)
     assert out.metrics["teachers"] == 2 and out.metrics["sd_loss"] > 0
     assert isinstance(out.genotype, Genotype)
 
@@ -37,7 +39,8 @@ def test_two_worker_search_keeps_ranks_identical_and_logs_one_run(ray_session, t
     assert run.info.status == "FINISHED"
     assert run.data.tags["kind"] == "search" and run.data.tags["dataset"] == "digits"
     assert run.data.params["vote_count"] == "2" and run.data.params["num_workers"] == "2"
-    for key in ("val_acc", "derived_val_acc", "discretization_gap", "sd_loss", "agreement", "alpha_entropy"):
+    for key in ("val_acc", "derived_val_acc", "discretization_gap", "train_ce", "sd_loss", "agreement", "alpha_entropy",
+                "replica_drift", "teacher_drift"):
         assert [m.step for m in client.get_metric_history(out.run_id, key)] == [1, 2], key
     artifacts = {a.path for a in client.list_artifacts(out.run_id)}
     assert {"genotype.json", "alpha.json", "checkpoint"} <= artifacts

@@ -21,7 +21,7 @@ def test_op_output_shapes(name, stride):
 
 def test_supernet_matches_reference_darts_parameter_figure():
     net = Supernet(C=16, num_classes=10, layers=8, in_channels=3)
-    assert sum(p.numel() for p in net.weights()) == 1_930_618
+    assert sum(p.numel() for p in net.w_parameters()) == 1_930_618
     assert sum(a.numel() for a in net.alphas()) == 224 == 2 * 14 * 8
     assert NUM_EDGES == 14
 

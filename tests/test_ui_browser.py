@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, tiny_search
-from sddarts.platform.search import RunOptions, run_search
+from sddarts.platform.launch import RunOptions
+from sddarts.platform.search import run_search
 
 pytestmark = pytest.mark.ray
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

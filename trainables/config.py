@@ -8,6 +8,7 @@ work starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -73,6 +74,8 @@ class CommonConfig:
                 ok_type = True
             if not ok_type:
                 raise ConfigError(f"{f.name} must be a {expected.__name__} (got {value!r})")
+            if expected is float and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, {_range_text(meta)} (got {value!r})")
             bad = (
                 (meta["choices"] and value not in meta["choices"])
                 or (meta["ge"] is not None and value < meta["ge"])
@@ -109,7 +112,9 @@ class SearchConfig(CommonConfig):
     """An SD-DARTS search. Defaults follow DARTS (Liu et al., 2019) where it has one."""
 
     space: str = param("darts", "search space", choices=SPACES)
-    train_portion: float = param(0.5, "share of the training split that trains w; the rest trains alpha", gt=0, lt=1)
+    holdout_portion: float = param(0.2, "share of the training split held out for selection: val_*, derived_val_acc, "
+                                   "hessian_eig and proxy_acc are measured on it; neither w nor alpha trains on it", gt=0, lt=1)
+    train_portion: float = param(0.5, "share of the rest of the training split that trains w; the remainder trains alpha", gt=0, lt=1)
     order: int = param(1, "bilevel approximation: 1 = first order, 2 = second order (unrolled)", choices=(1, 2))
     arch_lr: float = param(3e-4, "Adam learning rate of alpha", gt=0)
     arch_weight_decay: float = param(1e-3, "Adam weight decay of alpha", ge=0)
@@ -142,6 +147,8 @@ class EvalConfig(CommonConfig):
     auxiliary_weight: float = param(0.4, "weight of the auxiliary head's loss (0 = no auxiliary head)", ge=0)
     cutout: int = param(16, "cutout square side in pixels (0 = off)", ge=0)
     drop_path: float = param(0.2, "final drop-path probability, ramped linearly from 0", ge=0, lt=1)
+    holdout_portion: float = param(0.0, "0: train on the training split, report test_* on the test split; > 0: train on "
+                                   "the rest and report val_* on the share a search with the same seed held out (proxy)", ge=0, lt=1)
 
 
 SEARCH_PRESETS: dict[str, dict[str, Any]] = {

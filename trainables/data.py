@@ -141,14 +141,48 @@ def load_dataset(name: str, data_dir: str = "", train: bool = True, augment: boo
     return ImageArrayDataset(images, labels, cifar_transform(name, train and augment, cutout))
 
 
-def search_splits(name: str, data_dir: str, train_portion: float, seed: int, download: bool = False) -> tuple[Dataset, Dataset]:
-    """DARTS' search split of the training set: ``train_portion`` trains w, the rest trains alpha."""
-    full = load_dataset(name, data_dir, train=True, download=download)
-    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
-    cut = int(round(train_portion * len(order)))
-    if cut == 0 or cut == len(order):
-        raise DataError(f"train_portion {train_portion} leaves an empty split of the {len(order)} training images")
-    return Subset(full, order[:cut]), Subset(full, order[cut:])
+@dataclass(frozen=True)
+class SearchSplits:
+    """The search's three disjoint parts of the training split."""
+
+    w_train: Dataset  # trains the network weights w
+    alpha_train: Dataset  # trains alpha (DARTS' "valid" split)
+    holdout: Dataset  # neither update sees it: val_*, derived_val_acc, sharpness, proxy_acc
+
+
+def holdout_indices(n: int, holdout_portion: float, seed: int) -> tuple[list[int], list[int]]:
+    """(held-out, rest) indices of an ``n``-image training split, shuffled with ``seed``: the same
+    for the search and for the proxy retrain of its genotype."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    held = int(round(holdout_portion * n))
+    if held == 0 or held == n:
+        raise DataError(f"holdout_portion {holdout_portion} leaves an empty split of the {n} training images")
+    return order[:held], order[held:]
+
+
+def search_splits(name: str, data_dir: str, train_portion: float, holdout_portion: float, seed: int,
+                  download: bool = False) -> SearchSplits:
+    """``holdout_portion`` of the training split is held out (without augmentation); of the rest,
+    ``train_portion`` trains w and the remainder trains alpha (DARTS' split)."""
+    augmented = load_dataset(name, data_dir, train=True, download=download)
+    plain = load_dataset(name, data_dir, train=True, augment=False)
+    held, rest = holdout_indices(len(augmented), holdout_portion, seed)
+    cut = int(round(train_portion * len(rest)))
+    if cut == 0 or cut == len(rest):
+        raise DataError(f"train_portion {train_portion} leaves an empty split of the {len(rest)} images not held out")
+    return SearchSplits(Subset(augmented, rest[:cut]), Subset(augmented, rest[cut:]), Subset(plain, held))
+
+
+def train_and_measure_splits(name: str, data_dir: str, holdout_portion: float, seed: int, cutout: int = 0,
+                             download: bool = False) -> tuple[Dataset, Dataset]:
+    """What a from-scratch training of a genotype trains on and measures on. With
+    ``holdout_portion`` 0: the training split and the test split (the evaluation stage). Above 0:
+    the search's w- and alpha-data together, and its held-out split (a proxy retrain)."""
+    augmented = load_dataset(name, data_dir, train=True, cutout=cutout, download=download)
+    if holdout_portion == 0:
+        return augmented, load_dataset(name, data_dir, train=False)
+    held, rest = holdout_indices(len(augmented), holdout_portion, seed)
+    return Subset(augmented, rest), Subset(load_dataset(name, data_dir, train=True, augment=False), held)
 
 
 def check_available(name: str, data_dir: str, download: bool = False) -> None:

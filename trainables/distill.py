@@ -68,9 +68,13 @@ class TeacherRing:
     def __len__(self) -> int:
         return len(self.teachers) if self.vote_count > 0 else 0
 
+    def due(self, step: int) -> bool:
+        """Whether a snapshot is due after optimisation step ``step`` (1-based)."""
+        return self.vote_count > 0 and step % self.teacher_interval == 0
+
     def maybe_snapshot(self, step: int, model: nn.Module) -> bool:
-        """After optimisation step ``step`` (1-based): snapshot ``model`` if the interval is due."""
-        if self.vote_count == 0 or step % self.teacher_interval:
+        """After optimisation step ``step``: snapshot ``model`` if the interval is due."""
+        if not self.due(step):
             return False
         self.add(model, step)
         return True

@@ -6,10 +6,9 @@ code a search runs.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,27 +18,14 @@ from sddarts.search_spaces import Supernet
 from sddarts.trainables.architect import arch_step, first_order_grads, second_order_grads
 from sddarts.trainables.config import SearchConfig
 from sddarts.trainables.distill import TeacherRing, agreement, sd_loss
+from sddarts.trainables.distributed import sync_buffers
 
-
-@contextlib.contextmanager
-def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
-    """Batch statistics without touching the running ones: BN in train mode with momentum 0."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.training, m.momentum) for m in bns]
-    for m in bns:
-        m.train()
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, (training, momentum) in zip(bns, saved):
-            m.train(training)
-            m.momentum = momentum
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
 class SearchState:
-    """Everything a search step reads and updates."""
+    """Everything a search step reads and updates, and what a checkpoint saves of it."""
 
     cfg: SearchConfig
     net: Supernet  # the bare supernet (alpha steps, teachers, checkpoints)
@@ -55,7 +41,7 @@ class SearchState:
 
     @classmethod
     def create(cls, cfg: SearchConfig, net: Supernet, model: nn.Module | None = None) -> "SearchState":
-        w_opt = torch.optim.SGD(net.weights(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        w_opt = torch.optim.SGD(net.w_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         a_opt = torch.optim.Adam(net.alphas(), lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
         ring = TeacherRing(cfg.vote_count if cfg.distills else 0, cfg.teacher_interval, cfg.voting)
@@ -63,19 +49,20 @@ class SearchState:
         return cls(cfg, net, model if model is not None else net, w_opt, a_opt, scheduler, ring, shadow)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None,
-             weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Cross-entropy plus the distillation term; returns (loss, logits, sd term or None)."""
-        logits = model(x) if weights is None else model(x, weights)
-        loss = F.cross_entropy(logits, y)
+             op_weights: tuple[torch.Tensor, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Cross-entropy plus the distillation term; returns (loss, logits, cross-entropy, sd term or None)."""
+        logits = model(x, op_weights)
+        ce = F.cross_entropy(logits, y)
         if teacher is None:
-            return loss, logits, None
+            return ce, logits, ce, None
         sd = sd_loss(logits, teacher, self.cfg.temperature)
-        return loss + self.cfg.sd_weight * sd, logits, sd
+        return ce + self.cfg.sd_weight * sd, logits, ce, sd
 
     def arch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
         return self.loss(model, x, y, teacher)[0]
 
-    def teachers(self, x_w: torch.Tensor, x_a: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def teacher_probs(self, x_w: torch.Tensor, x_a: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Voted teacher probabilities for the w-batch and the alpha-batch, where distillation
         applies to that update (``distill_on``); one teacher forward covers both batches."""
         on = self.cfg.distill_on
@@ -88,13 +75,27 @@ class SearchState:
         probs = self.ring.predict(torch.cat([x_w, x_a]), self.cfg.temperature)
         return probs[: len(x_w)], probs[len(x_w):]
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),
+                "a_opt": self.a_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "ring": self.ring.state_dict(), "history": self.history, "alpha_history": self.alpha_history}
 
-def search_step(state: SearchState, batch_w: tuple[torch.Tensor, torch.Tensor],
-                batch_a: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.net.load_state_dict(saved["net"])
+        self.w_opt.load_state_dict(saved["w_opt"])
+        self.a_opt.load_state_dict(saved["a_opt"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.ring.load_state_dict(saved["ring"], self.net)
+        self.step = saved["step"]
+        self.history[:] = saved["history"]
+        self.alpha_history[:] = saved["alpha_history"]
+
+
+def search_step(state: SearchState, batch_w: Batch, batch_a: Batch) -> dict[str, float]:
     """One bilevel step: alpha on ``batch_a`` (first or second order), then w on ``batch_w``."""
     cfg, net = state.cfg, state.net
     (x_w, y_w), (x_a, y_a) = batch_w, batch_a
-    t_w, t_a = state.teachers(x_w, x_a)
+    t_w, t_a = state.teacher_probs(x_w, x_a)
     if cfg.order == 1:
         grads = first_order_grads(net, state.arch_loss, x_a, y_a, t_a)
     else:
@@ -104,17 +105,21 @@ def search_step(state: SearchState, batch_w: tuple[torch.Tensor, torch.Tensor],
 
     with torch.no_grad():
         fixed = tuple(w.detach() for w in net.op_weights())
-    loss, logits, sd = state.loss(state.model, x_w, y_w, t_w, fixed)
+    loss, logits, ce, sd = state.loss(state.model, x_w, y_w, t_w, fixed)
     state.w_opt.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
-        nn.utils.clip_grad_norm_(list(net.weights()), cfg.grad_clip)
+        nn.utils.clip_grad_norm_(list(net.w_parameters()), cfg.grad_clip)
     state.w_opt.step()
     state.step += 1
-    state.ring.maybe_snapshot(state.step, net)
+    if state.ring.due(state.step):
+        sync_buffers(net)  # every worker snapshots the same teacher
+        state.ring.add(net, state.step)
 
-    stats = {"loss": float(loss.detach()), "correct": float((logits.argmax(1) == y_w).sum()), "n": float(len(y_w))}
+    n = float(len(y_w))
+    stats = {"loss": float(loss.detach()) * n, "ce": float(ce.detach()) * n,
+             "correct": float((logits.argmax(1) == y_w).sum()), "n": n}
     if sd is not None:
-        stats["sd_loss"] = float(sd.detach())
-        stats["agreement"] = float(agreement(logits.detach(), t_w))
+        stats["sd_loss"] = float(sd.detach()) * n
+        stats["agreement"] = float(agreement(logits.detach(), t_w)) * n
     return stats

@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from sddarts.trainables.architect import all_reduce_mean
+from sddarts.trainables.distributed import all_reduce_mean
 
 
 def dominant_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor],

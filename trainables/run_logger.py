@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +71,3 @@ class RunLogger:
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         if self.client:
             self.client.log_figure(self.run_id, figure, artifact_file)
-
-    def log_files(self, files: dict[str, bytes], artifact_path: str) -> None:
-        """Writes ``{name: content}`` to a temp folder and uploads it under ``artifact_path``."""
-        if not self.client:
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, content in files.items():
-                (Path(tmp) / name).write_bytes(content)
-            self.client.log_artifacts(self.run_id, tmp, artifact_path)

@@ -1,19 +1,25 @@
 """MLflow on the driver side: where runs go, checking the server, and the life of a run.
 
-Workers only log into a run by id (``sddarts.trainables.tracking``); the driver creates the run,
-finds it again on resume, and always ends it: FINISHED, KILLED on interrupt, FAILED on error.
+Workers only log into a run by id (``sddarts.trainables.run_logger``); the driver creates the
+run, finds it again on resume, and always ends it: FINISHED, KILLED on interrupt, FAILED on error
+(``ending``, the one place that does the last two).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import signal
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 DEFAULT_EXPERIMENT = "sddarts"
 NAME_TAG = "sddarts.name"
+NAME_KEY_TAG = "sddarts.name_key"  # a hash of the name: filter strings cannot escape every name
 
 
 class TrackingError(RuntimeError):
@@ -70,9 +76,14 @@ def experiment_id(uri: str, name: str) -> str:
     return c.create_experiment(name, artifact_location=artifact_root(uri))
 
 
+def name_key(name: str) -> str:
+    """A filter-safe key for a run name (any characters)."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
+
+
 def find_run(uri: str, exp_id: str, name: str, parent_run_id: str | None = None):
-    """The newest run tagged with search/trial ``name`` (optionally under ``parent_run_id``), or None."""
-    query = f"tags.`{NAME_TAG}` = '{name}'"
+    """The newest run named ``name`` (optionally under ``parent_run_id``), or None."""
+    query = f"tags.`{NAME_KEY_TAG}` = '{name_key(name)}'"
     if parent_run_id:
         query += f" and tags.`mlflow.parentRunId` = '{parent_run_id}'"
     runs = client(uri).search_runs([exp_id], filter_string=query, max_results=1, order_by=["attributes.start_time DESC"])
@@ -89,10 +100,13 @@ def open_run(uri: str, exp_id: str, name: str, tags: dict[str, str], parent_run_
             raise TrackingError(f"a run named {name!r} already exists ({existing.info.run_id}); "
                                 f"pass --resume {name} to continue it or choose another --name")
         c.update_run(existing.info.run_id, status="RUNNING")
+        for stale in ("error", "end_reason"):  # of the attempt that ended before
+            if stale in existing.data.tags:
+                c.delete_tag(existing.info.run_id, stale)
         return existing.info.run_id
     if resume and parent_run_id is None:
         raise TrackingError(f"no run named {name!r} in this tracking store to resume")
-    all_tags = {NAME_TAG: name, **tags}
+    all_tags = {NAME_TAG: name, NAME_KEY_TAG: name_key(name), **tags}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     return c.create_run(exp_id, run_name=name, tags=all_tags).info.run_id
@@ -104,6 +118,40 @@ def end_run(uri: str, run_id: str, status: str, tags: dict[str, Any] | None = No
     for k, v in (tags or {}).items():
         c.set_tag(run_id, k, str(v))
     c.set_terminated(run_id, status=status)
+
+
+def error_tag(exc: BaseException) -> dict[str, str]:
+    return {"error": f"{type(exc).__name__}: {exc}"[:4000]}
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``ray job stop``, ``kill``), handled like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+@contextlib.contextmanager
+def ending(uri: str, run_id: str) -> Iterator[None]:
+    """Whatever runs inside ends run ``run_id`` KILLED on Ctrl-C or SIGTERM (re-raised as
+    KeyboardInterrupt) and FAILED on any error (the error as a tag, re-raised). The caller ends
+    it FINISHED after the block."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
+    if in_main:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ray's fit() aborts on Ctrl-C with SystemExit
+        end_run(uri, run_id, "KILLED", {"end_reason": "interrupted"})
+        raise KeyboardInterrupt() from exc
+    except BaseException as exc:
+        end_run(uri, run_id, "FAILED", error_tag(exc))
+        raise
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run_url(uri: str, exp_id: str, run_id: str) -> str:

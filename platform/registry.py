@@ -1,0 +1,102 @@
+"""Genotypes in and models out: where a genotype comes from (built-in, file, search run), what
+network it builds, and the trained classifier in the MLflow Model Registry."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sddarts.platform import runs
+from sddarts.search_spaces import BUILTIN_GENOTYPES, Genotype, load_genotype
+from sddarts.search_spaces.genotypes import GenotypeError
+from sddarts.search_spaces.network import count_flops, count_parameters
+from sddarts.trainables.config import EvalConfig
+from sddarts.trainables.data import INFO
+
+
+class Classifier(nn.Module):
+    """What the registry serves: images in, logits out (no auxiliary head, no drop-path)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[0]
+
+
+@dataclass
+class GenotypeSource:
+    genotype: Genotype
+    search_run_id: str | None = None
+    label: str = ""
+
+
+def resolve_genotype(spec: str, tracking_uri: str | None = None) -> GenotypeSource:
+    """A built-in name, a genotype JSON file, or the id of an MLflow search run with genotype.json."""
+    if spec in BUILTIN_GENOTYPES or Path(spec).is_file():
+        return GenotypeSource(load_genotype(spec), None, spec)
+    if not tracking_uri:
+        raise GenotypeError(f"genotype {spec!r} is neither a built-in ({', '.join(BUILTIN_GENOTYPES)}) nor a file")
+    return GenotypeSource(genotype_of_run(spec, tracking_uri), spec, f"run {spec}")
+
+
+def genotype_of_run(run_id: str, tracking_uri: str) -> Genotype:
+    """The genotype.json artifact of a search run, with clear errors for each way it can be missing."""
+    from mlflow.exceptions import MlflowException
+
+    client = runs.client(tracking_uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise GenotypeError(f"no MLflow run {run_id!r} in {tracking_uri} (and no built-in or file of that name)") from None
+    if "genotype.json" not in {a.path for a in client.list_artifacts(run_id)}:
+        raise GenotypeError(f"MLflow run {run_id} has no genotype.json artifact; is it a search run that finished an epoch?")
+    with tempfile.TemporaryDirectory() as d:
+        return Genotype.from_json(Path(client.download_artifacts(run_id, "genotype.json", d)).read_text())
+
+
+def describe(genotype: Genotype, cfg: EvalConfig) -> dict[str, Any]:
+    """Parameters (without the auxiliary head) and FLOPs per image of the network a genotype builds."""
+    from sddarts.trainables.eval_loop import build_network
+
+    net = build_network(genotype, cfg)
+    info = INFO[cfg.dataset]
+    params = count_parameters(net)
+    return {"genotype": genotype.short(), "params": params, "params_m": params / 1e6,
+            "flops": count_flops(net, (info.in_channels, info.image_size, info.image_size))}
+
+
+def model_name(cfg: EvalConfig, space: str = "darts") -> str:
+    """One registered model per search space and dataset."""
+    return f"sddarts-{space}-{cfg.dataset}"
+
+
+def register_model(uri: str, run_id: str, net: nn.Module, cfg: EvalConfig, tags: dict[str, Any]) -> str:
+    """Saves the trained classifier (pt2, with signature and input example) as the run's ``model``
+    artifact and registers it as a new version of ``model_name(cfg)``; returns the version."""
+    import mlflow.pytorch
+    from mlflow.exceptions import MlflowException
+
+    info = INFO[cfg.dataset]
+    example = torch.zeros(2, info.in_channels, info.image_size, info.image_size).numpy()
+    client = runs.client(uri)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "model")
+        mlflow.pytorch.save_model(Classifier(net.cpu()).eval(), path, input_example=example)
+        client.log_artifacts(run_id, path, "model")
+    name = model_name(cfg)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    version = client.create_model_version(name, source=source, run_id=run_id,
+                                          tags={k: str(v) for k, v in tags.items()}).version
+    return str(version)

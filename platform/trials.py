@@ -1,0 +1,157 @@
+"""A Ray Tune experiment of searches, shared by ``sddarts sweep`` and ``sddarts compare``.
+
+Each trial is a Tune function trainable that fits the search's ``TorchTrainer`` (the Ray Train V2
+pattern) and, when the sweep asks for it, a proxy retrain of the derived genotype. Its MLflow run
+is the search's own run, a child of the experiment's parent run. The driver-side callback ends
+every trial's run and logs its records from the latest checkpoint, whoever stopped the trial.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+from sddarts.platform import runs
+from sddarts.platform.launch import RunOptions
+from sddarts.trainables.config import EvalConfig, SearchConfig
+
+TRIAL_DRIVER_CPU = 0.01  # a trial only drives its TorchTrainer; the workers reserve their own CPUs
+OBJECTIVE = "objective"  # reported once, by trials that completed: what the searcher learns from
+
+
+def proxy_config(cfg: SearchConfig, epochs: int, C: int = 0, layers: int = 0) -> EvalConfig:
+    """The proxy retrain of a search's genotype: trained from scratch on the search's w- and alpha-
+    data for ``epochs`` epochs, measured on its held-out split; same data, seed and resources, a
+    network of ``C`` channels and ``layers`` cells (0: the search's), no auxiliary head, cutout or
+    drop-path."""
+    shared = ("dataset", "data_dir", "seed", "batch_size", "steps_per_epoch", "num_workers", "cpus_per_worker",
+              "gpus_per_worker", "loader_workers", "max_failures", "holdout_portion")
+    return EvalConfig(**{k: getattr(cfg, k) for k in shared}, epochs=epochs, C=C or cfg.C, layers=layers or cfg.layers,
+                      auxiliary_weight=0.0, cutout=0, drop_path=0.0).validate()
+
+
+def search_trial(config: dict[str, Any]) -> None:
+    """One Tune trial: a full search whose MLflow run is a child of the sweep's run, then (with
+    ``proxy_epochs``) the proxy retrain of its genotype, a child of the search's run."""
+    import ray.tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from sddarts.platform.evaluate import run_evaluation
+    from sddarts.platform.registry import GenotypeSource
+    from sddarts.platform.search import run_search
+
+    sweep = config["sweep"]
+    sampled = {k: v for k, v in config.items() if k not in ("base", "sweep")}
+    cfg = SearchConfig.from_dict({**config["base"], **sampled})
+    if not cfg.distills:  # one canonical plain-DARTS config
+        cfg = cfg.replace(sd_weight=0.0, vote_count=0)
+    ctx = ray.tune.get_context()
+    opts = RunOptions(name=f"{sweep['name']}-{ctx.get_trial_id()}", tracking_uri=sweep["tracking_uri"],
+                      experiment=sweep["experiment"], storage_path=sweep["storage_path"], resume=True)
+    out = run_search(cfg, opts, parent_run_id=sweep["parent_run_id"], callbacks=[TuneReportCallback()],
+                     extra_tags={"kind": "search", "sweep": sweep["name"], "trial_id": ctx.get_trial_id(),
+                                 "trial_name": ctx.get_trial_name()}, own_status=False)
+    final = {k: v for k, v in out.metrics.items() if k != "checkpoint_path"}
+    final["checkpoint_path"] = out.checkpoint_path
+    final[OBJECTIVE] = final.get(sweep["metric"])
+    if sweep.get("proxy_epochs"):
+        proxy_cfg = proxy_config(cfg, sweep["proxy_epochs"], sweep.get("proxy_C", 0), sweep.get("proxy_layers", 0))
+        proxy_opts = RunOptions(name=f"{opts.name}-proxy", tracking_uri=opts.tracking_uri, experiment=opts.experiment,
+                                storage_path=opts.storage_path, resume=True)
+        proxy = run_evaluation(proxy_cfg, GenotypeSource(out.genotype, out.run_id, f"proxy of {opts.name}"),
+                               proxy_opts, register=False, kind="proxy")
+        final.update(proxy_acc=proxy["val_acc"], proxy_run_id=proxy["run_id"])
+        final[OBJECTIVE] = proxy["val_acc"]
+        runs.client(opts.tracking_uri).log_metric(out.run_id, "proxy_acc", proxy["val_acc"], step=cfg.epochs)
+    ray.tune.report(final)
+
+
+def make_callback(tracking_uri: str, experiment_id: str, sweep_name: str, parent_run_id: str, epochs: int):
+    """Ends each trial's search run once Tune is done with it, after logging its records (genotype,
+    alpha, checkpoint, pictures) from its latest checkpoint: FINISHED after the last epoch, KILLED
+    with ``stopped_early=asha`` when the scheduler stopped it sooner, FAILED on error. (Tune
+    kills a stopped trial at a report, before its workers could log anything more.)"""
+    from ray.tune import Callback
+
+    from sddarts.platform.search import log_records
+
+    def finish(trial, status: str, tags: dict[str, Any]) -> None:
+        found = runs.find_run(tracking_uri, experiment_id, f"{sweep_name}-{trial.trial_id}", parent_run_id)
+        if found is None:
+            return
+        run_id = found.info.run_id
+        try:
+            log_records(tracking_uri, run_id, (trial.last_result or {}).get("checkpoint_path"))
+        except Exception as exc:  # the run still ends, and says why its records are missing
+            tags = {**tags, "records_error": f"{type(exc).__name__}: {exc}"[:4000]}
+            print(f"sddarts: could not log the records of trial {trial.trial_id}: {exc}", file=sys.stderr)
+        runs.end_run(tracking_uri, run_id, status, tags)
+
+    class TrialRuns(Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            done = int((trial.last_result or {}).get("epoch", 0))
+            if done >= epochs:
+                finish(trial, "FINISHED", {})
+            else:
+                finish(trial, "KILLED", {"stopped_early": "asha", "end_reason": f"stopped by the scheduler after epoch {done}"})
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            finish(trial, "FAILED", {"error": str(trial.error_file or "trial error")})
+
+    return TrialRuns()
+
+
+def max_concurrent(cfg: SearchConfig, resources: dict[str, float], cap: int) -> int:
+    """How many trials fit at once, so that no trial waits forever for its workers."""
+    fits = [math.floor(resources.get("CPU", 0) / (cfg.num_workers * cfg.cpus_per_worker + TRIAL_DRIVER_CPU))]
+    if cfg.gpus_per_worker:
+        fits.append(math.floor(resources.get("GPU", 0) / (cfg.num_workers * cfg.gpus_per_worker)))
+    n = max(1, min(fits))
+    return min(n, cap) if cap else n
+
+
+def trainable():
+    import ray.tune
+
+    return ray.tune.with_resources(search_trial, {"CPU": TRIAL_DRIVER_CPU})
+
+
+def build_tuner(base: SearchConfig, ropts: RunOptions, exp_id: str, parent: str, sweep: dict[str, Any],
+                grid: dict[str, Any], params: list[str], tune_config) -> "ray.tune.Tuner":
+    """The one place a Tuner of searches is built: each trial runs ``search_trial`` with the base
+    config, plus what the searcher samples or the ``grid`` enumerates. ``sweep``: the metric and
+    proxy settings every trial reads."""
+    import ray.tune
+
+    sweep_meta = {"name": ropts.name, "tracking_uri": ropts.tracking_uri, "experiment": ropts.experiment,
+                  "storage_path": ropts.storage_path, "parent_run_id": parent, **sweep}
+    reporter = ray.tune.CLIReporter(parameter_columns=params, max_report_frequency=15, metric_columns=[
+        "epoch", sweep["metric"], "val_acc", "discretization_gap", "hessian_eig"]
+        + (["proxy_acc"] if sweep.get("proxy_epochs") else []))
+    return ray.tune.Tuner(
+        trainable(),
+        param_space={"base": base.to_dict(), "sweep": sweep_meta, **grid},
+        tune_config=tune_config,
+        run_config=ray.tune.RunConfig(
+            name=ropts.name, storage_path=ropts.storage_path, progress_reporter=reporter,
+            failure_config=ray.tune.FailureConfig(max_failures=1),
+            callbacks=[make_callback(ropts.tracking_uri, exp_id, ropts.name, parent, base.epochs)]),
+    )
+
+
+def restore_tuner(ropts: RunOptions) -> "ray.tune.Tuner":
+    """Tune's restore of an interrupted experiment; finished trials are not rerun."""
+    import ray.tune
+
+    return ray.tune.Tuner.restore(f"{ropts.storage_path.rstrip('/')}/{ropts.name}", trainable=trainable(),
+                                  resume_errored=True)
+
+
+def fit_tuner(tuner, planned: int):
+    """Fits the Tuner. Tune answers Ctrl-C by saving its state and returning early, so fewer ended
+    trials than ``planned`` is an interruption too (raised as KeyboardInterrupt)."""
+    results = tuner.fit()
+    if results.num_terminated + results.num_errors < planned:
+        raise KeyboardInterrupt()
+    return results

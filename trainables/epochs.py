@@ -1,0 +1,103 @@
+"""The epoch machinery both training loops share (the search and the evaluation stage).
+
+A loop builds its model and optimisers, then hands the rest to a :class:`Worker`: resume from
+the latest checkpoint, and at the end of every epoch a progress line, the epoch in MLflow (once,
+even across resumes), and the checkpoint with the report to Ray Train. Each loop keeps only what
+is its own: the steps of an epoch and what it measures.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+import ray
+import ray.train
+import ray.train.torch
+from sddarts.trainables.distributed import worker_nodes
+from sddarts.trainables.run_logger import RunLogger
+from sddarts.trainables.runtime import STATE_FILE, progress, quiet_report_logs, rng_state, seed_everything, set_rng_state
+
+EPOCH_KEY = "epoch_time_s"  # logged once per epoch by every loop: which epochs MLflow already has
+
+
+def shown(metrics: dict[str, Any]) -> str:
+    """The numeric metrics of an epoch as ``key=value`` pairs for a progress line."""
+    return " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epoch", "step"))
+
+
+@dataclass
+class Worker:
+    """One Ray Train worker's part in a run: rank, device, and rank 0's MLflow logger."""
+
+    name: str
+    rank: int
+    world: int
+    device: torch.device
+    log: RunLogger
+    logged: set[int] = field(default_factory=set)  # epochs MLflow already holds (after a resume)
+    last: dict[str, Any] = field(default_factory=dict)  # the latest epoch's metrics
+    reported: bool = False
+
+    @classmethod
+    def start(cls, run: dict[str, Any], seed: int) -> "Worker":
+        """``run``: {name, tracking_uri, run_id} from the driver, which created the MLflow run."""
+        quiet_report_logs()
+        ctx = ray.train.get_context()
+        rank = ctx.get_world_rank()
+        seed_everything(seed)
+        log = RunLogger(run["tracking_uri"], run["run_id"], enabled=rank == 0)
+        return cls(run["name"], rank, ctx.get_world_size(), ray.train.torch.get_device(), log)
+
+    def say(self, line: str) -> None:
+        """A progress line on the driver's console, from rank 0 only."""
+        if self.rank == 0:
+            progress(f"[{self.name}] {line}")
+
+    def resume(self, load: Callable[[dict[str, Any]], None], params: dict[str, Any]) -> int:
+        """Restores the loop's state from the latest checkpoint with ``load``; returns the epochs
+        done. A fresh run logs ``params`` instead."""
+        nodes = worker_nodes(ray.get_runtime_context().get_node_id())
+        self.log.set_tags({"train_workers": self.world, "train_nodes": nodes, "device": str(self.device)})
+        self.say(f"{self.world} worker(s) on {nodes} node(s), device {self.device}")
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            self.log.log_params(params)
+            return 0
+        with checkpoint.as_directory() as d:
+            saved = torch.load(os.path.join(d, STATE_FILE), map_location=self.device, weights_only=False)
+        load(saved)
+        set_rng_state(saved["rng"])
+        self.last, self.logged = saved["metrics"], self.log.logged_steps(EPOCH_KEY)
+        self.say(f"resumed after epoch {saved['epoch']}")
+        return saved["epoch"]
+
+    def record(self, epoch: int, epochs: int, metrics: dict[str, Any], state: dict[str, Any],
+               extra: Callable[[RunLogger], None] | None = None) -> None:
+        """Ends ``epoch``: a progress line; the epoch into MLflow unless it is there already,
+        with ``extra`` for the loop's own artifacts; then the checkpoint and the report.
+
+        MLflow hears of the epoch before the report, since Tune may stop a trial at any report.
+        """
+        self.say(f"epoch {epoch}/{epochs} {shown(metrics)}" + (f" genotype={metrics['genotype']}" if "genotype" in metrics else ""))
+        if epoch not in self.logged:
+            self.log.log_metrics(metrics, step=epoch)
+            if extra is not None and self.log.enabled:
+                extra(self.log)
+        with tempfile.TemporaryDirectory() as d:
+            checkpoint = None
+            if self.rank == 0:
+                torch.save({**state, "epoch": epoch, "metrics": metrics, "rng": rng_state()}, os.path.join(d, STATE_FILE))
+                checkpoint = ray.train.Checkpoint.from_directory(d)
+            ray.train.report(metrics, checkpoint=checkpoint)
+        self.last, self.reported = metrics, True
+
+    def finish(self) -> None:
+        """A run restored after its last epoch reports its final result again, so the caller gets it."""
+        if not self.reported and self.last:
+            ray.train.report(self.last)

@@ -1,0 +1,99 @@
+"""The evaluation stage: train a genotype's discretized network from scratch (DARTS' recipe),
+as one Ray Train ``train_loop_per_worker``. With ``holdout_portion > 0`` it is a sweep's proxy
+retrain: it trains on the search's w- and alpha-data and measures on the search's held-out split.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+import ray.train.torch
+from sddarts.search_spaces import DiscreteNetwork, Genotype
+from sddarts.trainables.config import EvalConfig
+from sddarts.trainables.data import INFO, train_and_measure_splits
+from sddarts.trainables.epochs import Worker
+from sddarts.trainables.measure import loss_and_accuracy
+from sddarts.trainables.runtime import make_loader, make_trainer
+
+
+def build_network(genotype: Genotype, cfg: EvalConfig) -> DiscreteNetwork:
+    info = INFO[cfg.dataset]
+    return DiscreteNetwork(genotype, cfg.C, info.num_classes, cfg.layers, info.in_channels,
+                           auxiliary=cfg.auxiliary_weight > 0, image_size=info.image_size)
+
+
+def measured_split(cfg: EvalConfig) -> str:
+    """The prefix of the figures an evaluation reports: ``test`` on the test split, ``val`` on
+    the held-out part of the training split."""
+    return "val" if cfg.holdout_portion > 0 else "test"
+
+
+def eval_loop_per_worker(config: dict[str, Any]) -> None:
+    """One worker of an evaluation. ``config``: {"eval": EvalConfig dict, "genotype": dict, "run": {...}}."""
+    cfg = EvalConfig.from_dict(config["eval"])
+    genotype = Genotype.from_dict(config["genotype"])
+    worker = Worker.start(config["run"], cfg.seed)
+    train_ds, measure_ds = train_and_measure_splits(cfg.dataset, cfg.data_dir, cfg.holdout_portion, cfg.seed,
+                                                    cfg.cutout, cfg.download and worker.rank == 0)
+    train_loader = make_loader(train_ds, cfg, worker.rank, worker.world)
+    measure_loader = make_loader(measure_ds, cfg, worker.rank, worker.world, shuffle=False)
+    net = build_network(genotype, cfg).to(worker.device)
+    model = ray.train.torch.prepare_model(net, move_to_device=False) if worker.world > 1 else net
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
+
+    def load(saved: dict[str, Any]) -> None:
+        net.load_state_dict(saved["net"])
+        opt.load_state_dict(saved["opt"])
+        scheduler.load_state_dict(saved["scheduler"])
+
+    split = measured_split(cfg)
+    start = worker.resume(load, cfg.to_dict())
+    for epoch in range(start, cfg.epochs):
+        t0 = time.time()
+        train_loader.sampler.set_epoch(epoch)
+        net.drop_path_prob = cfg.drop_path * epoch / cfg.epochs  # linear ramp
+        train_loss, train_acc = train_pass(model, net, train_loader, opt, cfg, worker.device)
+        scheduler.step()
+        net.eval()
+        loss, acc = loss_and_accuracy(lambda x: net(x)[0], measure_loader, worker.device)
+        metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, f"{split}_loss": loss,
+                   f"{split}_acc": acc, "lr": scheduler.get_last_lr()[0], "drop_path": net.drop_path_prob,
+                   "epoch_time_s": time.time() - t0}
+        worker.record(epoch + 1, cfg.epochs, metrics, {"net": net.state_dict(), "opt": opt.state_dict(),
+                      "scheduler": scheduler.state_dict(), "genotype": genotype.to_dict(), "config": cfg.to_dict()})
+    worker.finish()
+
+
+def train_pass(model, net: DiscreteNetwork, loader: DataLoader, opt, cfg: EvalConfig, device) -> tuple[float, float]:
+    """One epoch of SGD with the auxiliary loss and gradient clipping; (loss, accuracy %) on this worker."""
+    net.train()
+    loss_sum = correct = n = 0.0
+    for i, (x, y) in enumerate(loader):
+        if cfg.steps_per_epoch and i >= cfg.steps_per_epoch:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        logits, aux = model(x)
+        loss = F.cross_entropy(logits, y)
+        if aux is not None:
+            loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        loss_sum += float(loss.detach()) * len(y)
+        correct += float((logits.argmax(1) == y).sum())
+        n += len(y)
+    return loss_sum / max(n, 1), 100 * correct / max(n, 1)
+
+
+def make_eval_trainer(cfg: EvalConfig, genotype: Genotype, run: dict[str, Any], storage_path: str):
+    """The evaluation's TorchTrainer; ``run``: {name, tracking_uri, run_id}."""
+    return make_trainer(eval_loop_per_worker, {"eval": cfg.to_dict(), "genotype": genotype.to_dict(), "run": run},
+                        cfg, run["name"], storage_path)

@@ -1,0 +1,130 @@
+"""The SD-DARTS search as one Ray Train ``train_loop_per_worker``, and the trainer that runs it.
+
+Reads top to bottom: set up (data, supernet, optimisers, teachers), resume, then per epoch
+search (the bilevel steps), measure (on the held-out split), record (MLflow, checkpoint, report).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+import ray.train.torch
+from sddarts.search_spaces import Genotype, Supernet, derive_genotype
+from sddarts.search_spaces.genotypes import genotype_weights
+from sddarts.trainables.config import SearchConfig
+from sddarts.trainables.data import INFO, search_splits
+from sddarts.trainables.distributed import replica_drift, sync_buffers, world_size
+from sddarts.trainables.epochs import Worker
+from sddarts.trainables.measure import alpha_entropy, alpha_sharpness, supernet_accuracy
+from sddarts.trainables.run_logger import RunLogger
+from sddarts.trainables.runtime import make_loader, make_trainer
+from sddarts.trainables.search_records import log_cell_pictures
+from sddarts.trainables.search_step import SearchState, search_step
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """One Train worker of a search. ``config``: {"search": SearchConfig dict, "run": {name, tracking_uri, run_id}}."""
+    cfg = SearchConfig.from_dict(config["search"])
+    worker = Worker.start(config["run"], cfg.seed)
+    w_loader, a_loader, holdout = search_loaders(cfg, worker)
+    state = build_state(cfg, worker)
+    start = worker.resume(state.load_state_dict, cfg.to_dict())
+    for epoch in range(start, cfg.epochs):
+        t0 = time.time()
+        w_loader.sampler.set_epoch(epoch)
+        a_loader.sampler.set_epoch(epoch)
+        metrics = search_epoch(state, w_loader, a_loader, worker.device)
+        metrics.update(measure(state, holdout, worker.device, epoch + 1))
+        metrics.update(epoch_time_s=time.time() - t0, mlflow_run_id=worker.log.run_id)
+        state.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        state.alpha_history.append(tuple(w.detach().cpu().numpy() for w in state.net.op_weights()))
+        worker.record(epoch + 1, cfg.epochs, metrics, {"config": cfg.to_dict(), **state.state_dict()},
+                      lambda log: log_epoch_records(log, cfg, metrics, state.net, epoch + 1))
+    worker.finish()
+
+
+def search_loaders(cfg: SearchConfig, worker: Worker) -> tuple[DataLoader, DataLoader, DataLoader]:
+    """Loaders over this worker's shard of the w-, alpha- and held-out splits."""
+    splits = search_splits(cfg.dataset, cfg.data_dir, cfg.train_portion, cfg.holdout_portion, cfg.seed,
+                           cfg.download and worker.rank == 0)
+    return (make_loader(splits.w_train, cfg, worker.rank, worker.world),
+            make_loader(splits.alpha_train, cfg, worker.rank, worker.world),
+            make_loader(splits.holdout, cfg, worker.rank, worker.world, shuffle=False))
+
+
+def build_state(cfg: SearchConfig, worker: Worker) -> SearchState:
+    """The supernet on this worker's device (w under DDP, alpha averaged by the alpha step), its
+    optimisers and the teacher ring."""
+    info = INFO[cfg.dataset]
+    net = Supernet(cfg.C, info.num_classes, cfg.layers, info.in_channels).to(worker.device)
+    model = net
+    if worker.world > 1:
+        torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(net, list(net.ALPHA_NAMES))
+        model = ray.train.torch.prepare_model(net, move_to_device=False)
+    return SearchState.create(cfg, net, model)
+
+
+def search_epoch(state: SearchState, w_loader: DataLoader, a_loader: DataLoader, device: torch.device) -> dict[str, float]:
+    """One epoch of bilevel steps; the training figures (``train_ce`` is the cross-entropy alone,
+    ``train_loss`` adds the distillation term)."""
+    cfg = state.cfg
+    totals: dict[str, float] = {}
+    for i, (bw, ba) in enumerate(zip(w_loader, a_loader)):
+        if cfg.steps_per_epoch and i >= cfg.steps_per_epoch:
+            break
+        stats = search_step(state, tuple(t.to(device, non_blocking=True) for t in bw),
+                            tuple(t.to(device, non_blocking=True) for t in ba))
+        totals["sd_n"] = totals.get("sd_n", 0.0) + (stats["n"] if "sd_loss" in stats else 0.0)
+        for k, v in stats.items():
+            totals[k] = totals.get(k, 0.0) + v
+    state.scheduler.step()
+    sync_buffers(state.net)  # every replica, and so rank 0's checkpoint, holds the same statistics
+    n = totals["n"]
+    metrics = {"step": state.step, "train_ce": totals["ce"] / n, "train_loss": totals["loss"] / n,
+               "train_acc": 100 * totals["correct"] / n, "teachers": len(state.ring),
+               "lr": state.scheduler.get_last_lr()[0]}
+    if totals["sd_n"]:
+        metrics["sd_loss"] = totals["sd_loss"] / totals["sd_n"]
+        metrics["agreement"] = totals["agreement"] / totals["sd_n"]
+    return metrics
+
+
+def measure(state: SearchState, holdout: DataLoader, device: torch.device, epoch: int) -> dict[str, Any]:
+    """Held-out figures of the supernet and of its current genotype, alpha's entropy, sharpness
+    when due, and (on several workers) how far the replicas and teachers drifted apart."""
+    cfg, net = state.cfg, state.net
+    genotype = derive_genotype(*net.alphas())
+    val_loss, val_acc = supernet_accuracy(net, holdout, device)
+    _, derived_acc = supernet_accuracy(net, holdout, device, genotype_weights(genotype, device))
+    metrics: dict[str, Any] = {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc, "derived_val_acc": derived_acc,
+                               "discretization_gap": val_acc - derived_acc, "alpha_entropy": alpha_entropy(net)}
+    if world_size() > 1:
+        metrics["replica_drift"] = replica_drift(net)
+        metrics["teacher_drift"] = max([replica_drift(t) for t in state.ring.teachers] + [0.0])
+    if cfg.sharpness_every and (epoch % cfg.sharpness_every == 0 or epoch == cfg.epochs):
+        metrics["hessian_eig"] = alpha_sharpness(net, holdout, device, cfg.sharpness_batches, cfg.sharpness_iters,
+                                                 seed=cfg.seed + state.step)
+    metrics.update(genotype=genotype.short(), genotype_json=genotype.to_json(indent=None))
+    return metrics
+
+
+def log_epoch_records(log: RunLogger, cfg: SearchConfig, metrics: dict[str, Any], net: Supernet, epoch: int) -> None:
+    """The current genotype (``genotype.json`` and tag, rewritten each epoch) and alpha
+    (``alpha.json``), and the cell pictures every ``plot_every`` epochs."""
+    genotype = Genotype.from_json(metrics["genotype_json"])
+    log.set_tags({"genotype": genotype.short()})
+    log.log_dict(genotype.to_dict(), "genotype.json")
+    log.log_dict({"alpha_normal": net.alpha_normal.tolist(), "alpha_reduce": net.alpha_reduce.tolist()}, "alpha.json")
+    if cfg.plot_every and epoch % cfg.plot_every == 0 and epoch < cfg.epochs:
+        log_cell_pictures(log, genotype, f"plots/epoch_{epoch:03d}")
+
+
+def make_search_trainer(cfg: SearchConfig, run: dict[str, Any], storage_path: str,
+                        callbacks: list | None = None) -> "ray.train.torch.TorchTrainer":
+    """The search's TorchTrainer; ``run``: {name, tracking_uri, run_id}."""
+    return make_trainer(train_loop_per_worker, {"search": cfg.to_dict(), "run": run}, cfg, run["name"],
+                        storage_path, callbacks)
