@@ -157,9 +157,10 @@ def make_tuner(base: SearchConfig, dists: dict, points: list | None, sopts: Swee
     so a trial that reached its last epoch is never stopped before its proxy retrain."""
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
-    searcher = OptunaSearch(space=dists, metric=OBJECTIVE, mode=sopts.objective_mode, points_to_evaluate=points,
+    from sddarts.platform.searcher import FinalObjectiveSearch
+
+    searcher = FinalObjectiveSearch(space=dists, metric=OBJECTIVE, mode=sopts.objective_mode, points_to_evaluate=points,
                             sampler=optuna.samplers.TPESampler(seed=sopts.seed))
     scheduler = (ASHAScheduler(time_attr="epoch", metric=sopts.metric, mode=sopts.mode, max_t=base.epochs - 1,
                                grace_period=sopts.grace_period, reduction_factor=sopts.reduction_factor,

@@ -31,11 +31,23 @@ def proxy_config(cfg: SearchConfig, epochs: int, C: int = 0, layers: int = 0) ->
                       auxiliary_weight=0.0, cutout=0, drop_path=0.0).validate()
 
 
+def epoch_reports():
+    """Forwards each epoch's report to Tune with ``objective: None``: Tune wants the searcher's
+    metric in every result, and a trial that ends without a final objective (stopped by the
+    scheduler) then reaches Optuna as pruned rather than as a complete trial."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    class EpochReports(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            super().after_report(run_context, [{OBJECTIVE: None, **metrics[0]}, *metrics[1:]], checkpoint)
+
+    return EpochReports()
+
+
 def search_trial(config: dict[str, Any]) -> None:
     """One Tune trial: a full search whose MLflow run is a child of the sweep's run, then (with
     ``proxy_epochs``) the proxy retrain of its genotype, a child of the search's run."""
     import ray.tune
-    from ray.tune.integration.ray_train import TuneReportCallback
 
     from sddarts.platform.evaluate import run_evaluation
     from sddarts.platform.registry import GenotypeSource
@@ -49,11 +61,10 @@ def search_trial(config: dict[str, Any]) -> None:
     ctx = ray.tune.get_context()
     opts = RunOptions(name=f"{sweep['name']}-{ctx.get_trial_id()}", tracking_uri=sweep["tracking_uri"],
                       experiment=sweep["experiment"], storage_path=sweep["storage_path"], resume=True)
-    out = run_search(cfg, opts, parent_run_id=sweep["parent_run_id"], callbacks=[TuneReportCallback()],
+    out = run_search(cfg, opts, parent_run_id=sweep["parent_run_id"], callbacks=[epoch_reports()],
                      extra_tags={"kind": "search", "sweep": sweep["name"], "trial_id": ctx.get_trial_id(),
                                  "trial_name": ctx.get_trial_name()}, own_status=False)
-    final = {k: v for k, v in out.metrics.items() if k != "checkpoint_path"}
-    final["checkpoint_path"] = out.checkpoint_path
+    final = dict(out.metrics)
     final[OBJECTIVE] = final.get(sweep["metric"])
     if sweep.get("proxy_epochs"):
         proxy_cfg = proxy_config(cfg, sweep["proxy_epochs"], sweep.get("proxy_C", 0), sweep.get("proxy_layers", 0))
@@ -67,26 +78,41 @@ def search_trial(config: dict[str, Any]) -> None:
     ray.tune.report(final)
 
 
-def make_callback(tracking_uri: str, experiment_id: str, sweep_name: str, parent_run_id: str, epochs: int):
+def latest_checkpoint(storage_path: str, name: str) -> str | None:
+    """The newest registered checkpoint of Train run ``name``, or None."""
+    import ray.train
+
+    try:
+        checkpoint = ray.train.Result.from_path(f"{storage_path.rstrip('/')}/{name}").checkpoint
+    except RuntimeError:  # no checkpoint registered yet
+        return None
+    return checkpoint.path if checkpoint else None
+
+
+def make_callback(ropts: RunOptions, experiment_id: str, parent_run_id: str, epochs: int):
     """Ends each trial's search run once Tune is done with it, after logging its records (genotype,
-    alpha, checkpoint, pictures) from its latest checkpoint: FINISHED after the last epoch, KILLED
-    with ``stopped_early=asha`` when the scheduler stopped it sooner, FAILED on error. (Tune
-    kills a stopped trial at a report, before its workers could log anything more.)"""
+    alpha, checkpoint, pictures) from its newest checkpoint: FINISHED after the last epoch, KILLED
+    with ``stopped_early=asha`` and ``stopped_at_epoch`` when the scheduler stopped it sooner,
+    FAILED on error. Tune kills a stopped trial at a report, before its workers could log more; the
+    stop reaches the workers asynchronously, so they may have run (and logged) an epoch past it."""
     from ray.tune import Callback
 
     from sddarts.platform.search import log_records
 
+    uri = ropts.tracking_uri
+
     def finish(trial, status: str, tags: dict[str, Any]) -> None:
-        found = runs.find_run(tracking_uri, experiment_id, f"{sweep_name}-{trial.trial_id}", parent_run_id)
+        name = f"{ropts.name}-{trial.trial_id}"
+        found = runs.find_run(uri, experiment_id, name, parent_run_id)
         if found is None:
             return
         run_id = found.info.run_id
         try:
-            log_records(tracking_uri, run_id, (trial.last_result or {}).get("checkpoint_path"))
+            log_records(uri, run_id, latest_checkpoint(ropts.storage_path, name))
         except Exception as exc:  # the run still ends, and says why its records are missing
             tags = {**tags, "records_error": f"{type(exc).__name__}: {exc}"[:4000]}
             print(f"sddarts: could not log the records of trial {trial.trial_id}: {exc}", file=sys.stderr)
-        runs.end_run(tracking_uri, run_id, status, tags)
+        runs.end_run(uri, run_id, status, tags)
 
     class TrialRuns(Callback):
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -94,7 +120,8 @@ def make_callback(tracking_uri: str, experiment_id: str, sweep_name: str, parent
             if done >= epochs:
                 finish(trial, "FINISHED", {})
             else:
-                finish(trial, "KILLED", {"stopped_early": "asha", "end_reason": f"stopped by the scheduler after epoch {done}"})
+                finish(trial, "KILLED", {"stopped_early": "asha", "stopped_at_epoch": done,
+                                         "end_reason": f"stopped by the scheduler at its epoch-{done} rung"})
 
         def on_trial_error(self, iteration, trials, trial, **info):
             finish(trial, "FAILED", {"error": str(trial.error_file or "trial error")})
@@ -136,7 +163,7 @@ def build_tuner(base: SearchConfig, ropts: RunOptions, exp_id: str, parent: str,
         run_config=ray.tune.RunConfig(
             name=ropts.name, storage_path=ropts.storage_path, progress_reporter=reporter,
             failure_config=ray.tune.FailureConfig(max_failures=1),
-            callbacks=[make_callback(ropts.tracking_uri, exp_id, ropts.name, parent, base.epochs)]),
+            callbacks=[make_callback(ropts, exp_id, parent, base.epochs)]),
     )
 
 

@@ -29,32 +29,79 @@ def _space(tmp_path: Path) -> str:
     return str(path)
 
 
-def test_seeded_three_trial_sweep_nests_one_child_run_per_trial(ray_session, tmp_path, sqlite_uri, capsys):
-    rc = main(["sweep", *TINY, "--trials", "3", "--seed", "2", "--space-file", _space(tmp_path), "--baseline",
-               "--name", "sw", "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
+RECORDS = {"genotype.json", "alpha.json", "checkpoint/state.pt", "plots/cell_normal.png", "plots/cell_reduce.png",
+           "plots/alpha_heatmap.png", "plots/alpha_evolution.png", "plots/curves.png"}
+
+
+def _artifacts(client, run_id, path=None) -> set[str]:
+    """Every artifact file of a run, recursively."""
+    out = set()
+    for a in client.list_artifacts(run_id, path):
+        out |= _artifacts(client, run_id, a.path) if a.is_dir else {a.path}
+    return out
+
+
+def test_asha_sweep_keeps_every_trials_records_and_ranks_only_completed_trials(ray_session, tmp_path, sqlite_uri, capsys):
+    rc = main(["sweep", *TINY, "--epochs", "3", "--trials", "4", "--seed", "2", "--space-file", _space(tmp_path),
+               "--baseline", "--name", "sw", "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
     out = capsys.readouterr().out
     assert rc == 0, out[-3000:]
     assert "best genotype: N[" in out and "MLflow parent run id:" in out
     client = MlflowClient(sqlite_uri)
     parent, children = parent_and_children(sqlite_uri, "sweep")
     assert parent.info.status == "FINISHED" and parent.data.params["searcher"] == "optuna-tpe"
-    assert len(children) == 3
-    for child in children:
+    assert parent.data.params["scheduler"] == "asha" and parent.data.params["grace_period"] == "2"
+    assert len(children) == 4
+    for child in children:  # finished or stopped by ASHA, every trial holds a search's records
+        run_id = child.info.run_id
+        epochs = [m.step for m in client.get_metric_history(run_id, "derived_val_acc")]
         assert child.data.tags["kind"] == "search" and child.info.status in ("FINISHED", "KILLED")
-        if child.info.status == "KILLED":
-            assert child.data.tags["stopped_early"] == "asha"
-        assert [m.step for m in client.get_metric_history(child.info.run_id, "derived_val_acc")][0] == 1
-        assert "genotype.json" in {a.path for a in client.list_artifacts(child.info.run_id)}
-    # --baseline: the enqueued plain-DARTS point (base knobs clipped into the space, vote_count 0)
-    assert any(c.data.params["vote_count"] == "0" and c.data.params["teacher_interval"] == "3"
-               and c.data.tags["method"] == "darts" for c in children)
-    assert any(c.data.tags["method"] == "sd-darts" and int(c.data.params["vote_count"]) > 0 for c in children)
+        assert RECORDS <= _artifacts(client, run_id), (child.info.status, _artifacts(client, run_id))
+        saved = torch.load(client.download_artifacts(run_id, "checkpoint/state.pt", str(tmp_path / run_id)),
+                           weights_only=False)  # the records are those of the newest checkpoint
+        assert int(client.get_run(run_id).data.tags["records_epoch"]) == saved["epoch"] >= 2
+        if child.info.status == "KILLED":  # stopped at ASHA's rung (epoch 2), never at its last epoch
+            tags = client.get_run(run_id).data.tags
+            assert tags["stopped_early"] == "asha" and tags["stopped_at_epoch"] == "2" and epochs[:2] == [1, 2]
+        else:
+            assert epochs == [1, 2, 3] and saved["epoch"] == 3
+    best = client.get_run(parent.data.tags["best_run_id"])
+    assert best.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(best.info.run_id, "derived_val_acc")] == [1, 2, 3]
+    # --baseline: the enqueued plain-DARTS point, in a space whose logged form holds it
+    assert any(c.data.params["vote_count"] == "0" and c.data.tags["method"] == "darts" for c in children)
+    space = json.loads(Path(client.download_artifacts(parent.info.run_id, "space.json", str(tmp_path))).read_text())
+    assert space["vote_count"]["low"] == 0
     parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"best_config.json", "trials.csv", "genotype.json", "space.json", "plots"} <= parent_files
-    table = Path(client.download_artifacts(parent.info.run_id, "trials.csv", str(tmp_path))).read_text()
-    assert len(table.strip().splitlines()) == 4 and "derived_val_acc" in table.splitlines()[0]
-    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
-    assert "plots/optimization_history.png" in plots and "plots/knobs.png" in plots
+    table = Path(client.download_artifacts(parent.info.run_id, "trials.csv", str(tmp_path))).read_text().splitlines()
+    assert len(table) == 5 and "status" in table[0] and "derived_val_acc" in table[0]
+    statuses = [c.info.status for c in children]
+    assert sum(",completed," in row for row in table[1:]) == statuses.count("FINISHED")
+    assert sum(",stopped," in row for row in table[1:]) == statuses.count("KILLED")
+
+
+def test_proxy_retrain_ranks_trials_by_heldout_accuracy(ray_session, tmp_path, sqlite_uri, capsys):
+    rc = main(["sweep", *TINY, "--trials", "3", "--seed", "1", "--no-asha", "--proxy-epochs", "1", "--proxy-C", "4",
+               "--name", "px", "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert rc == 0, out[-3000:]
+    assert "ranked by proxy_acc" in out
+    client = MlflowClient(sqlite_uri)
+    parent, children = parent_and_children(sqlite_uri, "sweep")
+    searches = [c for c in children if c.data.tags["kind"] == "search"]
+    assert len(searches) == 3
+    proxy_acc = {}
+    for search in searches:
+        exp = search.info.experiment_id
+        (proxy,) = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{search.info.run_id}'")
+        assert proxy.data.tags["kind"] == "proxy" and proxy.info.status == "FINISHED"
+        assert "val_acc" in proxy.data.metrics and "test_acc" not in proxy.data.metrics  # measured on the held-out split
+        proxy_acc[search.data.tags["trial_id"]] = search.data.metrics["proxy_acc"]
+        assert search.data.metrics["proxy_acc"] == proxy.data.metrics["val_acc"]
+    best = json.loads(Path(client.download_artifacts(parent.info.run_id, "best_config.json", str(tmp_path))).read_text())
+    assert proxy_acc[best["trial_id"]] == best["proxy_acc"] == max(proxy_acc.values())  # (ties: any of them)
+    assert parent.data.metrics["best_proxy_acc"] == max(proxy_acc.values())
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -78,10 +125,10 @@ def test_bad_space_file_is_rejected_before_anything_starts(text, needle, tmp_pat
     assert ray.is_initialized() == was_running and not (tmp_path / "m.db").exists()
 
 
-def test_interrupted_sweep_resumes_without_rerunning_or_duplicating(ray_session, tmp_path, sqlite_uri):
+def test_interrupted_asha_sweep_resumes_comparing_trials_at_the_same_epoch(ray_session, tmp_path, sqlite_uri):
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1"}
-    args = [sys.executable, "-m", "sddarts.platform.cli", "sweep", *TINY, "--trials", "3", "--max-concurrent", "1",
-            "--no-asha", "--space-file", _space(tmp_path), "--tracking-uri", sqlite_uri,
+    args = [sys.executable, "-m", "sddarts.platform.cli", "sweep", *TINY, "--epochs", "3", "--trials", "3",
+            "--max-concurrent", "1", "--space-file", _space(tmp_path), "--tracking-uri", sqlite_uri,
             "--storage-path", str(tmp_path / "runs")]
     log = (tmp_path / "first.log").open("w")
     first = subprocess.Popen(args + ["--name", "sk"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
@@ -107,9 +154,12 @@ def test_interrupted_sweep_resumes_without_rerunning_or_duplicating(ray_session,
     table = Path(client.download_artifacts(parent.info.run_id, "trials.csv", str(tmp_path))).read_text()
     tune_trials = len(table.strip().splitlines()) - 1
     assert tune_trials >= 3 and len(children) == tune_trials  # every planned trial; one child run each, none duplicated
-    assert all(c.info.status == "FINISHED" for c in children)
-    for child in children:  # every trial complete, no epoch logged twice
-        assert [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")] == [1, 2]
+    for child in children:  # no epoch logged twice; ASHA stops only at its rung, the search's epoch 2
+        epochs = [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")]
+        if child.info.status == "KILLED":
+            assert child.data.tags["stopped_at_epoch"] == "2" and epochs[:2] == [1, 2]
+        else:
+            assert child.info.status == "FINISHED" and epochs == [1, 2, 3]
     first_done = finished[0].info.run_id
     assert client.get_run(first_done).info.end_time == finished[0].info.end_time  # not rerun
     assert parent.info.status == "FINISHED"
