@@ -18,6 +18,13 @@ from sddarts.platform.cli import main
     (["--tracking-uri", "file:./mlruns"], "MLflow 3.13+ refuses file stores"),
     (["--tracking-uri", "http://127.0.0.1:9"], "is not reachable"),
     (["--resume", "never-ran"], "resume: no run named 'never-ran' under storage_path"),
+    (["--name", "a/b"], "name must be 1-100 ASCII letters, digits, spaces and"),
+    (["--name", "../escape"], "name must be 1-100 ASCII letters, digits, spaces and"),
+    (["--name", "caf\u00e9"], "name must be 1-100 ASCII letters, digits, spaces and"),
+    (["--name", "x" * 101], "name must be 1-100 ASCII letters, digits, spaces and"),
+    (["--lr", "nan"], "lr must be a finite number, > 0 (got nan)"),
+    (["--temperature", "inf"], "temperature must be a finite number, > 0 (got inf)"),
+    (["--holdout-portion", "0"], "holdout_portion must be > 0 and < 1 (got 0.0)"),
 ])
 def test_bad_search_input(argv, message, tmp_path, monkeypatch, capsys):
     import ray

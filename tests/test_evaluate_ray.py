@@ -1,10 +1,16 @@
 """The evaluation stage: retrain a searched genotype with Ray Train, log and register it in MLflow."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 from mlflow import MlflowClient
 
-from conftest import tiny_search
+from conftest import tiny_search, wait_for_free_cpus
 from sddarts.platform.cli import main
 from sddarts.platform.launch import RunOptions
 from sddarts.platform.search import run_search
@@ -66,3 +72,34 @@ def _run_without_genotype(uri):
     client = MlflowClient(uri)
     exp = client.create_experiment("other")
     return client.create_run(exp).info.run_id
+
+
+def test_interrupted_evaluation_resumes_without_logging_an_epoch_twice(ray_session, tmp_path, sqlite_uri):
+    """A name with a quote and a space works end to end: storage folder, MLflow lookup, resume."""
+    name = "eval it's"
+    env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "sddarts.platform.cli", "evaluate", "--genotype", "DARTS_V2", *EVAL_TINY,
+            "--epochs", "4", "--max-failures", "0", "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")]
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(args + ["--name", name], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    snapshot = tmp_path / "runs" / name / "checkpoint_manager_snapshot.json"
+    deadline = time.time() + 240
+    while not snapshot.exists() and time.time() < deadline and first.poll() is None:
+        time.sleep(0.5)
+    assert snapshot.exists(), (tmp_path / "first.log").read_text()[-3000:]
+    first.send_signal(signal.SIGINT)  # Ctrl-C once a checkpoint is registered
+    assert first.wait(timeout=120) == 130
+    client = MlflowClient(sqlite_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("sddarts").experiment_id])
+    assert run.info.status == "KILLED"
+    wait_for_free_cpus()
+
+    second = subprocess.run(args + ["--resume", name], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "resumed after epoch" in second.stdout + second.stderr
+    (only,) = client.search_runs([run.info.experiment_id])  # the same run, resumed
+    assert only.info.run_id == run.info.run_id and only.info.status == "FINISHED"
+    assert only.data.tags["sddarts.name"] == name and (tmp_path / "runs" / name).is_dir()
+    for key in ("test_acc", "train_loss", "epoch_time_s"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3, 4], key
+    wait_for_free_cpus()

@@ -65,15 +65,17 @@ class Worker:
         nodes = worker_nodes(ray.get_runtime_context().get_node_id())
         self.log.set_tags({"train_workers": self.world, "train_nodes": nodes, "device": str(self.device)})
         self.say(f"{self.world} worker(s) on {nodes} node(s), device {self.device}")
+        self.logged = self.log.logged_steps(EPOCH_KEY)  # an earlier attempt may have logged epochs it never checkpointed
         checkpoint = ray.train.get_checkpoint()
         if checkpoint is None:
-            self.log.log_params(params)
+            if not self.logged:
+                self.log.log_params(params)
             return 0
         with checkpoint.as_directory() as d:
             saved = torch.load(os.path.join(d, STATE_FILE), map_location=self.device, weights_only=False)
         load(saved)
         set_rng_state(saved["rng"])
-        self.last, self.logged = saved["metrics"], self.log.logged_steps(EPOCH_KEY)
+        self.last = saved["metrics"]
         self.say(f"resumed after epoch {saved['epoch']}")
         return saved["epoch"]
 
