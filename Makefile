@@ -9,7 +9,7 @@ PORT ?= 5000
 PINS := torch==2.14.1 torchvision==0.29.1
 STACK := "ray[default,tune,train]==2.60.0" optuna==5.0.0 mlflow==3.17.2
 
-.PHONY: install demo test ui clean browser
+.PHONY: install demo test ui clean browser graphviz
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,10 +19,15 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) graphviz
+
+# Debian's graphviz draws the cell pictures as DARTS does (without it they fall back to matplotlib).
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || echo "graphviz not installed: cell pictures fall back to matplotlib"; }
 
 demo: install
-	RAY_AUTH_MODE=$${RAY_AUTH_MODE:-disabled} $(SDDARTS) search --preset digits-demo
+	$(SDDARTS) search --preset digits-demo
+	@echo; echo "next: source $(VENV)/bin/activate, then sddarts runs (see the README's quick start)"
 
 # Debian's chromium for the browser test of the MLflow UI (skipped where it cannot be installed).
 browser:

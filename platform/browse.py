@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 import time
 from typing import Any
 
@@ -84,18 +85,6 @@ def list_runs(uri: str, experiment: str, kind: str | None = None, sweep: str | N
     return [summary(r) for r in found]
 
 
-def find(uri: str, experiment: str, key: str):
-    """A run by id, else by name, or None."""
-    from mlflow.exceptions import MlflowException
-
-    client = runs.client(uri)
-    try:
-        return client.get_run(key)
-    except MlflowException:
-        exp = client.get_experiment_by_name(experiment)
-        return runs.find_run(uri, exp.experiment_id, key) if exp else None
-
-
 def artifacts(client, run_id: str, path: str | None = None) -> list[str]:
     out: list[str] = []
     for a in client.list_artifacts(run_id, path):
@@ -144,7 +133,8 @@ def print_details(d: dict[str, Any]) -> None:
         print(f"  {_metrics_text(d['metrics'])}")
     if d["params"]:
         print("config:")
-        print("  " + ", ".join(f"{k}={v}" for k, v in sorted(d["params"].items())))
+        print(textwrap.fill(", ".join(f"{k}={v}" for k, v in sorted(d["params"].items())), width=100,
+                            initial_indent="  ", subsequent_indent="  "))
     if d["epochs"]:
         cols = [c for c in EPOCH_COLUMNS if any(c in e for e in d["epochs"])]
         print("epochs:")
@@ -167,15 +157,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
         raise ConfigError(f"limit must be >= 1 (got {args.limit})")
     uri = runs.resolve_tracking_uri(args.tracking_uri or None)
     runs.check_tracking(uri)
-    if runs.uri_store_missing(uri):
+    if runs.store_missing(uri):
         raise ConfigError(f"tracking_uri {uri} has no store yet (run a search first, or pass --tracking-uri)")
     if args.run:
-        run = find(uri, args.experiment, args.run)
+        run = runs.lookup(uri, args.experiment, args.run)
         if run is None:
             raise ConfigError(f"run: no run with id or name {args.run!r} in experiment {args.experiment!r} of {uri}")
         d = details(uri, run)
-        print(json.dumps(d, indent=2, default=str) if args.json else "", end="\n" if args.json else "")
-        if not args.json:
+        if args.json:
+            print(json.dumps(d, indent=2, default=str))
+        else:
             print_details(d)
         return 0
     rows = list_runs(uri, args.experiment, args.kind, args.sweep, args.status, args.limit)

@@ -1,4 +1,4 @@
-"""The ``sddarts`` command line: search, sweep, evaluate, describe, compare, ui.
+"""The ``sddarts`` command line: search, sweep, evaluate, describe, compare, runs, ui.
 
 Each command with logic of its own lives in its module (``search``, ``sweep``, ``compare``,
 ``evaluate``) as ``add_parser`` and ``cmd_*``; they share one set-up path (``launch.prepare``).
@@ -16,12 +16,12 @@ from sddarts.trainables.config import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sddarts.platform import compare, evaluate, search, sweep
+    from sddarts.platform import browse, compare, evaluate, search, sweep
 
     parser = argparse.ArgumentParser(prog="sddarts", description="Self-Distillation DARTS on Ray, tracked in MLflow.",
                                      allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (search, sweep, evaluate, compare):
+    for module in (search, sweep, evaluate, compare, browse):
         module.add_parser(sub)
     u = sub.add_parser("ui", help="serve the MLflow UI for the tracking store on 127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
@@ -47,10 +47,35 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+# Lines Ray forwards from its processes that tell a user nothing they can act on (Ray's own
+# log filter, read when Ray starts; set the variables yourself to see everything).
+RAY_NOISE = "|".join([
+    r"PreemptionWatcher.*max_restarts",  # an error-level line on every Train run (ray-project/ray#53727)
+    r"PYTHON worker processes have been started",  # fractional-CPU trials on a small machine
+])
+OUR_LINES = r"^\[[^\]]+\] (epoch \d+/\d+|resumed after|\d+ worker)"  # never folded as duplicates
+
+
+def quiet_consoles() -> None:
+    """Keeps the console to our progress lines, our summaries and warnings that matter."""
     import logging
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no schema-migration chatter
+    import optuna
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported, here and in workers
+    os.environ.setdefault("RAY_DEDUP_LOGS_SKIP_REGEX", RAY_NOISE)
+    os.environ.setdefault("RAY_DEDUP_LOGS_ALLOW_REGEX", OUR_LINES)
+    for name in ("mlflow", "alembic", "matplotlib"):  # store set-up and font-cache chatter
+        logging.getLogger(name).setLevel(logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sddarts.platform import flags
+
+    quiet_consoles()
+    argv = sys.argv[1:] if argv is None else argv
+    flags.HELP_PRESET = flags.preset_in(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

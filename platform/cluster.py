@@ -93,6 +93,9 @@ def connect(address: str | None, cfg: CommonConfig, per_trial_extra_cpu: float =
         address = resolve_address(address)
         if address in (None, "local"):
             check_fits(cfg, local_resources(), per_trial_extra_cpu)  # before Ray starts
+            # a Ray of this process's own: no token (Ray 2.59+ enables one by default and warns);
+            # set RAY_AUTH_MODE=token to keep it
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(address=address or "local", configure_logging=True, logging_level="WARNING")
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
     check_fits(cfg, resources, per_trial_extra_cpu)

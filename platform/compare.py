@@ -50,17 +50,15 @@ def curves_figure(histories: dict[str, list]):
 
 
 def add_parser(sub) -> None:
-    c = sub.add_parser("compare", help="plain DARTS vs SD-DARTS with the same seeds and settings (a grid sweep)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_config_flags(c, SearchConfig, SEARCH_PRESETS)
-    c.add_argument("--seeds", type=int, default=2, help="seeds 0..K-1 for each method")
+    c = sub.add_parser("compare", help="plain DARTS vs SD-DARTS with the same seeds and settings (a grid sweep)")
+    add_config_flags(c, SearchConfig, SEARCH_PRESETS, "digits-demo", {"num_workers": 1})
+    c.add_argument("--seeds", type=int, default=2, help="seeds 0..K-1 for each method (default 2)")
     add_run_flags(c, None)
     c.set_defaults(func=cmd_compare)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    args.preset = args.preset or "digits-demo"
-    base = config_from_args(SearchConfig, SEARCH_PRESETS, args, base={"num_workers": 1})
+    base = config_from_args(SearchConfig, SEARCH_PRESETS, args)
     if args.seeds < 1:
         raise ConfigError(f"seeds must be >= 1 (got {args.seeds})")
     if not base.distills:

@@ -11,25 +11,25 @@ from typing import Any
 
 from sddarts.platform import runs
 from sddarts.platform.flags import add_config_flags, config_from_args
+from sddarts.platform.shell import command_name
 from sddarts.platform.launch import RunOptions, add_run_flags, prepare
 from sddarts.platform.registry import GenotypeSource, describe, model_name, register_model, resolve_genotype
 from sddarts.trainables.config import EVAL_PRESETS, EvalConfig
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("evaluate", help="retrain a genotype from scratch with Ray Train and register it in MLflow",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser("evaluate", help="retrain a genotype from scratch with Ray Train and register it in MLflow")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--search-run", metavar="RUN_ID", help="an MLflow search run (reads its genotype.json)")
+    src.add_argument("--search-run", metavar="RUN", help="an MLflow search run, by id or name (reads its genotype.json)")
     src.add_argument("--genotype", metavar="NAME_OR_FILE", help="a built-in (DARTS_V1, DARTS_V2) or a genotype JSON file")
-    add_config_flags(p, EvalConfig, EVAL_PRESETS)
+    add_config_flags(p, EvalConfig, EVAL_PRESETS, "digits-demo")
     add_run_flags(p, "continue the evaluation NAME from its last checkpoint")
     p.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("describe", help="a genotype's short form, parameters and FLOPs (trains nothing)")
-    d.add_argument("genotype", help="a built-in name, a genotype JSON file, or a search run id")
+    d.add_argument("genotype", help="a built-in name, a genotype JSON file, or a search run (id or name)")
     d.add_argument("--preset", choices=sorted(EVAL_PRESETS), default="cifar10-darts",
-                   help="the network to build (channels, cells, dataset)")
+                   help="the network to build (channels, cells, dataset; default cifar10-darts)")
     d.add_argument("--tracking-uri", default="", help="where to look up a search run id")
     d.set_defaults(func=cmd_describe)
 
@@ -50,15 +50,14 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    args.preset = args.preset or "digits-demo"
     cfg = config_from_args(EvalConfig, EVAL_PRESETS, args)
     sources: list[GenotypeSource] = []
     opts, _ = prepare(args, cfg, "evaluate", check=lambda o: sources.append(
-        resolve_genotype(args.search_run or args.genotype, o.tracking_uri)))
+        resolve_genotype(args.search_run or args.genotype, o.tracking_uri, o.experiment)))
     try:
         out = evaluate(cfg, sources[0], opts)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with: sddarts evaluate --resume '{opts.name}' ...", file=sys.stderr)
+        print(f"\ninterrupted; resume with: {command_name()} evaluate --resume '{opts.name}' (and the same flags)", file=sys.stderr)
         return 130
     _report(out, opts.tracking_uri)
     return 0

@@ -9,6 +9,17 @@ from typing import Any
 from sddarts.trainables.config import CommonConfig, ConfigError, allowed_range
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+HELP_PRESET = ""  # the --preset on the command line, set by the CLI before it builds the parser
+
+
+def preset_in(argv: list[str]) -> str:
+    """The value of ``--preset`` in ``argv`` ('' if absent)."""
+    for i, arg in enumerate(argv):
+        if arg == "--preset" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--preset="):
+            return arg.split("=", 1)[1]
+    return ""
 
 
 def flag_name(field_name: str) -> str:
@@ -16,15 +27,20 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type[CommonConfig], presets: dict[str, dict]) -> None:
-    """Adds ``--preset`` and one flag per field of ``cls``; unset flags leave the preset's value."""
+def add_config_flags(parser: argparse.ArgumentParser, cls: type[CommonConfig], presets: dict[str, dict],
+                     default_preset: str, overrides: dict[str, Any] | None = None) -> None:
+    """Adds ``--preset`` and one flag per field of ``cls``; unset flags leave the preset's value.
+    Each flag's help shows the value the command uses with ``default_preset`` (and ``overrides``,
+    the command's own defaults, such as one worker per sweep trial)."""
     group = parser.add_argument_group(f"{cls.__name__} fields (override the preset)")
     parser.add_argument("--preset", choices=sorted(presets), default=None,
-                        help="named defaults to start from; flags override them")
-    defaults = cls()
+                        help=f"named defaults to start from; flags override them (default: {default_preset})")
+    parser.set_defaults(preset_default=default_preset, config_overrides=dict(overrides or {}))
+    shown = HELP_PRESET if HELP_PRESET in presets else default_preset  # `--preset X --help` shows X's values
+    defaults = cls.from_dict({**presets[shown], **(overrides or {})})
     for f in dataclasses.fields(cls):
         typ = _TYPES[f.type] if isinstance(f.type, str) else f.type
-        help_text = f"{f.metadata['help']} [{allowed_range(cls, f.name)}; default {getattr(defaults, f.name)!r}]"
+        help_text = f"{f.metadata['help']} [{allowed_range(cls, f.name)}; {shown}: {getattr(defaults, f.name)!r}]"
         if typ is bool:
             group.add_argument(flag_name(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=help_text)
@@ -33,12 +49,13 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type[CommonConfig], p
                                metavar=f.name.upper() if len(f.name) > 1 else "N", help=help_text)
 
 
-def config_from_args(cls: type[CommonConfig], presets: dict[str, dict], args: argparse.Namespace,
-                     base: dict[str, Any] | None = None) -> CommonConfig:
-    """Preset values, then ``base``, then the flags given; validated."""
+def config_from_args(cls: type[CommonConfig], presets: dict[str, dict], args: argparse.Namespace) -> CommonConfig:
+    """The preset's values (``--preset``, else the command's default preset), then the command's
+    own defaults, then the flags given; validated."""
     names = {f.name for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = dict(presets.get(getattr(args, "preset", None) or "", {}))
-    values.update(base or {})
+    args.preset = args.preset or args.preset_default
+    values: dict[str, Any] = dict(presets[args.preset])
+    values.update(args.config_overrides)
     values.update({k: v for k, v in vars(args).items() if k in names})
     try:
         return cls.from_dict(values).validate()

@@ -38,24 +38,24 @@ class GenotypeSource:
     label: str = ""
 
 
-def resolve_genotype(spec: str, tracking_uri: str | None = None) -> GenotypeSource:
-    """A built-in name, a genotype JSON file, or the id of an MLflow search run with genotype.json."""
+def resolve_genotype(spec: str, tracking_uri: str | None = None, experiment: str = runs.DEFAULT_EXPERIMENT
+                     ) -> GenotypeSource:
+    """A built-in name, a genotype JSON file, or an MLflow search run (its id or name) with genotype.json."""
     if spec in BUILTIN_GENOTYPES or Path(spec).is_file():
         return GenotypeSource(load_genotype(spec), None, spec)
-    if not tracking_uri:
-        raise GenotypeError(f"genotype {spec!r} is neither a built-in ({', '.join(BUILTIN_GENOTYPES)}) nor a file")
-    return GenotypeSource(genotype_of_run(spec, tracking_uri), spec, f"run {spec}")
+    if not tracking_uri or runs.store_missing(tracking_uri):
+        raise GenotypeError(f"genotype {spec!r} is neither a built-in ({', '.join(BUILTIN_GENOTYPES)}) nor a file"
+                            + (f", and {tracking_uri} holds no runs" if tracking_uri else ""))
+    runs.check_tracking(tracking_uri)
+    run = runs.lookup(tracking_uri, experiment, spec)
+    if run is None:
+        raise GenotypeError(f"no MLflow run with id or name {spec!r} in {tracking_uri} (and no built-in or file of that name)")
+    return GenotypeSource(genotype_of_run(run.info.run_id, tracking_uri), run.info.run_id, f"run {run.info.run_id}")
 
 
 def genotype_of_run(run_id: str, tracking_uri: str) -> Genotype:
-    """The genotype.json artifact of a search run, with clear errors for each way it can be missing."""
-    from mlflow.exceptions import MlflowException
-
+    """The genotype.json artifact of a search run."""
     client = runs.client(tracking_uri)
-    try:
-        client.get_run(run_id)
-    except MlflowException:
-        raise GenotypeError(f"no MLflow run {run_id!r} in {tracking_uri} (and no built-in or file of that name)") from None
     if "genotype.json" not in {a.path for a in client.list_artifacts(run_id)}:
         raise GenotypeError(f"MLflow run {run_id} has no genotype.json artifact; is it a search run that finished an epoch?")
     with tempfile.TemporaryDirectory() as d:

@@ -67,13 +67,24 @@ def client(uri: str):
     return MlflowClient(uri)
 
 
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI's model-training view
+
+
 def experiment_id(uri: str, name: str) -> str:
-    """The id of experiment ``name``, creating it (with artifacts beside a sqlite store) if needed."""
+    """The id of experiment ``name``, creating it (with artifacts beside a sqlite store) if needed.
+    It is tagged as a model-training experiment, so the MLflow UI opens on its runs."""
     c = client(uri)
     exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    return c.create_experiment(name, artifact_location=artifact_root(uri))
+    if exp is None:
+        return c.create_experiment(name, artifact_location=artifact_root(uri), tags=EXPERIMENT_KIND)
+    if "mlflow.experimentKind" not in exp.tags:  # an experiment from before, or made by hand
+        c.set_experiment_tag(exp.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
+    return exp.experiment_id
+
+
+def store_missing(uri: str) -> bool:
+    """True for a sqlite store whose file does not exist (reading commands should not create it)."""
+    return uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file()
 
 
 def name_key(name: str) -> str:
@@ -88,6 +99,17 @@ def find_run(uri: str, exp_id: str, name: str, parent_run_id: str | None = None)
         query += f" and tags.`mlflow.parentRunId` = '{parent_run_id}'"
     runs = client(uri).search_runs([exp_id], filter_string=query, max_results=1, order_by=["attributes.start_time DESC"])
     return runs[0] if runs else None
+
+
+def lookup(uri: str, experiment: str, key: str):
+    """A run by id, else the newest run named ``key`` in ``experiment``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client(uri).get_run(key)
+    except MlflowException:
+        exp = client(uri).get_experiment_by_name(experiment)
+        return find_run(uri, exp.experiment_id, key) if exp else None
 
 
 def open_run(uri: str, exp_id: str, name: str, tags: dict[str, str], parent_run_id: str | None = None,
@@ -155,8 +177,10 @@ def ending(uri: str, run_id: str) -> Iterator[None]:
 
 
 def run_url(uri: str, exp_id: str, run_id: str) -> str:
-    """Where to see a run: its UI page for a server, else how to start the UI."""
+    """Where to see a run: its UI page for a server, else the command that serves the UI."""
     if uri.startswith(("http://", "https://")):
         return f"{uri.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}"
-    return (f"make ui  (or: sddarts ui --tracking-uri {uri}), then "
+    from sddarts.platform.shell import command_name
+
+    return (f"{command_name()} ui --tracking-uri {uri}   then open "
             f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs/{run_id}")

@@ -13,6 +13,7 @@ from typing import Any
 
 from sddarts.platform import runs
 from sddarts.platform.flags import add_config_flags, config_from_args
+from sddarts.platform.shell import command_name
 from sddarts.platform.launch import RunOptions, add_run_flags, prepare
 from sddarts.search_spaces import Genotype
 from sddarts.trainables.config import SEARCH_PRESETS, SearchConfig
@@ -29,15 +30,13 @@ class SearchOutcome:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("search", help="run one SD-DARTS search (a Ray Train job) and derive a genotype",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_config_flags(p, SearchConfig, SEARCH_PRESETS)
+    p = sub.add_parser("search", help="run one SD-DARTS search (a Ray Train job) and derive a genotype")
+    add_config_flags(p, SearchConfig, SEARCH_PRESETS, "digits-demo")
     add_run_flags(p, "continue the search NAME from its last checkpoint, in the same MLflow run")
     p.set_defaults(func=cmd_search)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    args.preset = args.preset or "digits-demo"
     cfg = config_from_args(SearchConfig, SEARCH_PRESETS, args)
     opts, _ = prepare(args, cfg, "search")
     print(f"sddarts search {opts.name}: {cfg.dataset}, {cfg.num_workers} worker(s), {cfg.epochs} epochs, "
@@ -46,7 +45,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         out = run_search(cfg, opts)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the MLflow run is marked KILLED. Resume with: sddarts search --resume '{opts.name}'",
+        print(f"\ninterrupted; the MLflow run is marked KILLED. Resume with: {command_name()} search --resume '{opts.name}' (and the same flags)",
               file=sys.stderr)
         return 130
     m = out.metrics

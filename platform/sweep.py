@@ -21,6 +21,7 @@ import optuna
 
 from sddarts.platform import runs
 from sddarts.platform.flags import add_config_flags, config_from_args
+from sddarts.platform.shell import command_name
 from sddarts.platform.launch import RunOptions, add_run_flags, prepare
 from sddarts.platform.space import DEFAULT_SPACE, baseline_point, load_space, space_of, to_distributions
 from sddarts.platform.trials import OBJECTIVE, TRIAL_DRIVER_CPU, build_tuner, fit_tuner, max_concurrent, restore_tuner
@@ -52,22 +53,21 @@ class SweepOptions:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("sweep", help="tune SD-DARTS' knobs: Ray Tune + Optuna (TPE) + ASHA, one search per trial",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_config_flags(p, SearchConfig, SEARCH_PRESETS)
+    p = sub.add_parser("sweep", help="tune SD-DARTS' knobs: Ray Tune + Optuna (TPE) + ASHA, one search per trial")
+    add_config_flags(p, SearchConfig, SEARCH_PRESETS, "digits-demo", {"num_workers": 1})
     g = p.add_argument_group("sweep")
-    g.add_argument("--trials", type=int, default=8, help="number of trials (searches)")
+    g.add_argument("--trials", type=int, default=8, help="number of trials (searches; default 8)")
     g.add_argument("--workers-per-trial", dest="num_workers", type=int, default=argparse.SUPPRESS,
                    help="Train workers per trial (same as --num-workers; default 1 in a sweep)")
     g.add_argument("--space-file", default=None, help="YAML/JSON file of distributions per config field (default: sd_weight, "
                    "teacher_interval, vote_count, temperature)")
     g.add_argument("--baseline", action="store_true", help="evaluate plain DARTS first (points_to_evaluate)")
-    g.add_argument("--no-asha", dest="asha", action="store_false", help="run every trial to the end")
+    g.add_argument("--no-asha", dest="asha", action="store_false", help="no early stopping: run every trial to the end (ASHA is on by default)")
     g.add_argument("--grace-period", type=int, default=0, help="ASHA: epochs before a trial can be stopped (0: half the epochs)")
-    g.add_argument("--reduction-factor", type=int, default=2, help="ASHA: keep 1/rf of trials at each rung")
+    g.add_argument("--reduction-factor", type=int, default=2, help="ASHA: keep 1/rf of trials at each rung (default 2)")
     g.add_argument("--max-concurrent", type=int, default=0, help="cap on trials at once (0: what the cluster holds)")
     g.add_argument("--metric", default="derived_val_acc", choices=sorted(METRICS),
-                   help="per-epoch metric ASHA prunes on, and without --proxy-epochs what ranks the trials")
+                   help="per-epoch metric ASHA prunes on, and without --proxy-epochs what ranks the trials (default derived_val_acc)")
     g.add_argument("--proxy-epochs", type=int, default=0, help="retrain each completed trial's genotype from scratch for "
                    "N epochs and rank trials by its held-out accuracy, proxy_acc (0: off)")
     g.add_argument("--proxy-C", type=int, default=0, help="proxy network channels (0: the search's C)")
@@ -99,8 +99,7 @@ def sweep_options(args: argparse.Namespace, base: SearchConfig, space: dict[str,
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    args.preset = args.preset or "digits-demo"
-    base = config_from_args(SearchConfig, SEARCH_PRESETS, args, base={"num_workers": 1})
+    base = config_from_args(SearchConfig, SEARCH_PRESETS, args)
     dists = to_distributions(load_space(args.space_file) if args.space_file else DEFAULT_SPACE, base)
     points = None
     if args.baseline:
@@ -115,7 +114,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         summary = run_sweep(base, dists, points, sopts, ropts, resources)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with: sddarts sweep --resume '{ropts.name}' "
+        print(f"\ninterrupted; resume with: {command_name()} sweep --resume '{ropts.name}' "
               f"(same --storage-path and --tracking-uri)", file=sys.stderr)
         return 130
     print(f"\nsweep {ropts.name} finished in {summary['wall_s']:.0f}s: {summary['trials']} trials "

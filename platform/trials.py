@@ -89,7 +89,32 @@ def latest_checkpoint(storage_path: str, name: str) -> str | None:
     return checkpoint.path if checkpoint else None
 
 
-def make_callback(ropts: RunOptions, experiment_id: str, parent_run_id: str, epochs: int):
+def trial_status(trial, epochs: int) -> str:
+    """completed, stopped (by the scheduler), error, running or pending."""
+    if trial.status == "ERROR":
+        return "error"
+    if trial.status == "TERMINATED":
+        return "completed" if int((trial.last_result or {}).get("epoch", 0)) >= epochs else "stopped"
+    return trial.status.lower()
+
+
+def trial_table(trials: list, epochs: int, params: list[str], columns: list[str], ended: dict[str, str]) -> str:
+    """One compact line per trial: id, status (``ended`` overrides Tune's for trials just ended),
+    its knobs and its latest figures."""
+    def cell(value) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else "-" if value is None else str(value)
+
+    rows = [["trial", "status", *params, *columns]]
+    for t in trials:
+        result = t.last_result or {}
+        rows.append([t.trial_id, ended.get(t.trial_id) or trial_status(t, epochs), *[cell(t.config.get(p)) for p in params],
+                     *[cell(result.get(c)) for c in columns]])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows)
+
+
+def make_callback(ropts: RunOptions, experiment_id: str, parent_run_id: str, epochs: int, params: list[str],
+                  columns: list[str]):
     """Ends each trial's search run once Tune is done with it, after logging its records (genotype,
     alpha, checkpoint, pictures) from its newest checkpoint: FINISHED after the last epoch, KILLED
     with ``stopped_early=asha`` and ``stopped_at_epoch`` when the scheduler stopped it sooner,
@@ -114,17 +139,27 @@ def make_callback(ropts: RunOptions, experiment_id: str, parent_run_id: str, epo
             print(f"sddarts: could not log the records of trial {trial.trial_id}: {exc}", file=sys.stderr)
         runs.end_run(uri, run_id, status, tags)
 
+    ended: dict[str, str] = {}
+
+    def show(trials, trial, status: str) -> None:
+        ended[trial.trial_id] = status
+        print(f"[{ropts.name}] {len(ended)} of {len(trials)} trials ended:\n"
+              f"{trial_table(trials, epochs, params, columns, ended)}", flush=True)
+
     class TrialRuns(Callback):
         def on_trial_complete(self, iteration, trials, trial, **info):
             done = int((trial.last_result or {}).get("epoch", 0))
             if done >= epochs:
                 finish(trial, "FINISHED", {})
+                show(trials, trial, "completed")
             else:
                 finish(trial, "KILLED", {"stopped_early": "asha", "stopped_at_epoch": done,
                                          "end_reason": f"stopped by the scheduler at its epoch-{done} rung"})
+                show(trials, trial, "stopped")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             finish(trial, "FAILED", {"error": str(trial.error_file or "trial error")})
+            show(trials, trial, "error")
 
     return TrialRuns()
 
@@ -153,17 +188,15 @@ def build_tuner(base: SearchConfig, ropts: RunOptions, exp_id: str, parent: str,
 
     sweep_meta = {"name": ropts.name, "tracking_uri": ropts.tracking_uri, "experiment": ropts.experiment,
                   "storage_path": ropts.storage_path, "parent_run_id": parent, **sweep}
-    reporter = ray.tune.CLIReporter(parameter_columns=params, max_report_frequency=15, metric_columns=[
-        "epoch", sweep["metric"], "val_acc", "discretization_gap", "hessian_eig"]
-        + (["proxy_acc"] if sweep.get("proxy_epochs") else []))
+    columns = ["epoch", sweep["metric"]] + (["proxy_acc"] if sweep.get("proxy_epochs") else [])
     return ray.tune.Tuner(
         trainable(),
         param_space={"base": base.to_dict(), "sweep": sweep_meta, **grid},
         tune_config=tune_config,
         run_config=ray.tune.RunConfig(
-            name=ropts.name, storage_path=ropts.storage_path, progress_reporter=reporter,
+            name=ropts.name, storage_path=ropts.storage_path, verbose=0,  # our table, not Tune's
             failure_config=ray.tune.FailureConfig(max_failures=1),
-            callbacks=[make_callback(ropts, exp_id, parent, base.epochs)]),
+            callbacks=[make_callback(ropts, exp_id, parent, base.epochs, params, columns)]),
     )
 
 

@@ -21,15 +21,43 @@ OP_COLORS = {"max_pool_3x3": "#8da0cb", "avg_pool_3x3": "#a6d854", "skip_connect
              "sep_conv_3x3": "#fc8d62", "sep_conv_5x5": "#e78ac3", "dil_conv_3x3": "#66c2a5", "dil_conv_5x5": "#ffd92f"}
 
 
+def cell_graph(genotype: Genotype, cell: str = "normal"):
+    """DARTS' own cell picture, drawn by graphviz: left to right, inputs ``c_{k-2}`` (state 0) and
+    ``c_{k-1}`` (state 1), intermediate nodes numbered 2-5 as in the short form, each edge labelled
+    with its op, and the output ``c_{k}``. Returns a ``graphviz.Digraph``
+    (``.pipe(format="png")``); needs Graphviz's ``dot`` to render."""
+    import graphviz
+
+    short = genotype.short().split(" ")[0 if cell == "normal" else 1]
+    edges = genotype.normal if cell == "normal" else genotype.reduce
+    concat = genotype.normal_concat if cell == "normal" else genotype.reduce_concat
+    g = graphviz.Digraph(engine="dot", graph_attr={"rankdir": "LR", "label": f"{cell} cell: {short}",
+                                                   "labelloc": "t", "fontname": "Helvetica", "fontsize": "12"},
+                         node_attr={"style": "filled", "shape": "rect", "fontname": "Helvetica", "fontsize": "14",
+                                    "penwidth": "1.5"},
+                         edge_attr={"fontname": "Helvetica", "fontsize": "11", "penwidth": "1.5"})
+    g.node("0", "<c<SUB>k-2</SUB> (0)>", fillcolor="darkseagreen2")
+    g.node("1", "<c<SUB>k-1</SUB> (1)>", fillcolor="darkseagreen2")
+    for node in range(2, 2 + STEPS):
+        g.node(str(node), str(node), fillcolor="lightblue")
+    for i, (op, src) in enumerate(edges):
+        g.edge(str(src), str(2 + i // 2), label=op, color=OP_COLORS[op], fontcolor="black")
+    g.node("out", "<c<SUB>k</SUB>>", fillcolor="palegoldenrod")
+    for node in concat:
+        g.edge(str(node), "out", color="gray50", style="dashed")
+    return g
+
+
 def cell_figure(genotype: Genotype, cell: str = "normal"):
-    """A DARTS-style diagram of one cell: inputs c_{k-2}, c_{k-1}, nodes 0..3, output c_{k}."""
+    """The cell picture in matplotlib, for machines without Graphviz: inputs c_{k-2} (0) and
+    c_{k-1} (1), nodes 2-5 as in the short form, output c_{k}."""
     edges = genotype.normal if cell == "normal" else genotype.reduce
     concat = genotype.normal_concat if cell == "normal" else genotype.reduce_concat
     pos = {0: (0.0, 2.2), 1: (0.0, 0.2)}
     for i in range(STEPS):
         pos[i + 2] = (1.6 + 1.1 * i, 1.9 - 0.85 * (i % 3) + 0.3 * (i // 3))
     pos["out"] = (1.6 + 1.1 * STEPS + 0.6, 1.2)
-    labels = {0: "$c_{k-2}$", 1: "$c_{k-1}$", **{i + 2: str(i) for i in range(STEPS)}, "out": "$c_{k}$"}
+    labels = {0: "$c_{k-2}$ (0)", 1: "$c_{k-1}$ (1)", **{i + 2: str(i + 2) for i in range(STEPS)}, "out": "$c_{k}$"}
     fig, ax = plt.subplots(figsize=(8, 3.4))
     for i, (op, src) in enumerate(edges):
         (x0, y0), (x1, y1) = pos[src], pos[i // 2 + 2]

@@ -20,15 +20,18 @@ import ray.train
 import ray.train.torch
 from sddarts.trainables.distributed import worker_nodes
 from sddarts.trainables.run_logger import RunLogger
-from sddarts.trainables.runtime import STATE_FILE, progress, quiet_report_logs, rng_state, seed_everything, set_rng_state
+from sddarts.trainables.runtime import STATE_FILE, progress, quiet_worker_logs, rng_state, seed_everything, set_rng_state
 
 EPOCH_KEY = "epoch_time_s"  # logged once per epoch by every loop: which epochs MLflow already has
 
 
+SHOWN = ("train_ce", "train_acc", "val_acc", "test_acc", "derived_val_acc", "discretization_gap", "hessian_eig",
+         "sd_loss", "epoch_time_s")  # what an epoch's progress line shows, where the loop has it
+
+
 def shown(metrics: dict[str, Any]) -> str:
-    """The numeric metrics of an epoch as ``key=value`` pairs for a progress line."""
-    return " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
-                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epoch", "step"))
+    """The metrics that matter of an epoch, as ``key=value`` pairs for its progress line."""
+    return " ".join(f"{k}={metrics[k]:.4g}" for k in SHOWN if isinstance(metrics.get(k), (int, float)))
 
 
 @dataclass
@@ -47,7 +50,7 @@ class Worker:
     @classmethod
     def start(cls, run: dict[str, Any], seed: int) -> "Worker":
         """``run``: {name, tracking_uri, run_id} from the driver, which created the MLflow run."""
-        quiet_report_logs()
+        quiet_worker_logs()
         ctx = ray.train.get_context()
         rank = ctx.get_world_rank()
         seed_everything(seed)
@@ -86,7 +89,7 @@ class Worker:
 
         MLflow hears of the epoch before the report, since Tune may stop a trial at any report.
         """
-        self.say(f"epoch {epoch}/{epochs} {shown(metrics)}" + (f" genotype={metrics['genotype']}" if "genotype" in metrics else ""))
+        self.say(f"epoch {epoch}/{epochs} {shown(metrics)}")
         if epoch not in self.logged:
             self.log.log_metrics(metrics, step=epoch)
             if extra is not None and self.log.enabled:

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 
+NOT_METRICS = ("epoch", "step")
+
+
 class RunLogger:
     """Logs metrics, params and artifacts to one MLflow run; a no-op when ``enabled`` is False."""
 
@@ -35,7 +38,8 @@ class RunLogger:
             self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
     def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
-        """Logs the finite numeric entries of ``metrics`` at ``step``."""
+        """Logs the finite numeric entries of ``metrics`` at ``step`` (the epoch), except the
+        counters ``epoch`` and ``step``, which would only chart as straight lines."""
         if not self.client:
             return
         import time
@@ -44,7 +48,8 @@ class RunLogger:
 
         now = int(time.time() * 1000)
         rows = [Metric(k, float(v), now, step) for k, v in metrics.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
+                if k not in NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)
+                and math.isfinite(float(v))]
         if rows:
             self.client.log_batch(self.run_id, metrics=rows)
 
@@ -63,6 +68,22 @@ class RunLogger:
     def log_dict(self, obj: Any, artifact_file: str) -> None:
         if self.client:
             self.client.log_text(self.run_id, json.dumps(obj, indent=2), artifact_file)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        if self.client:
+            self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
+        """Writes ``data`` as the artifact ``artifact_file`` (a path inside the run)."""
+        if not self.client:
+            return
+        import os
+        import tempfile
+
+        folder, name = os.path.split(artifact_file)
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, name).write_bytes(data)
+            self.client.log_artifact(self.run_id, os.path.join(d, name), folder or None)
 
     def log_file(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         if self.client:

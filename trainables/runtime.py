@@ -18,9 +18,12 @@ from sddarts.trainables.config import CommonConfig
 STATE_FILE = "state.pt"
 
 
-def quiet_report_logs() -> None:
-    """Ray Train logs every report (metrics and all) at INFO under a logger named after its file
-    path, outside ``ray.train``'s level filter; keep the console to our progress lines."""
+def quiet_worker_logs() -> None:
+    """Chatter a worker would forward to the driver's console: MLflow's store set-up, matplotlib's
+    font cache, and Ray Train's log of every report (metrics and all), which goes to a logger named
+    after its file path, outside the trainer's LoggingConfig."""
+    for name in ("mlflow", "alembic", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         from ray.train.v2._internal.execution import context as train_context
     except ImportError:
@@ -78,5 +81,6 @@ def make_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg:
             name=name, storage_path=storage_path, callbacks=callbacks or [],
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # our progress lines, not Train's
         ),
     )

@@ -17,16 +17,24 @@ from sddarts.trainables.runtime import STATE_FILE
 
 
 def log_cell_pictures(log: RunLogger, genotype: Genotype, folder: str) -> None:
-    """The normal and reduction cell diagrams, PNG and SVG, under ``folder``."""
+    """The normal and reduction cell pictures, PNG and SVG, under ``folder``: drawn by Graphviz
+    as DARTS draws them, or by matplotlib where Graphviz's ``dot`` is not installed."""
     import matplotlib.pyplot as plt
 
     from sddarts.search_spaces import plot
 
     for cell in ("normal", "reduce"):
-        fig = plot.cell_figure(genotype, cell)
-        log.log_figure(fig, f"{folder}/cell_{cell}.png")
-        log.log_figure(fig, f"{folder}/cell_{cell}.svg")
-        plt.close(fig)
+        try:
+            graph = plot.cell_graph(genotype, cell)
+            png, svg = graph.pipe(format="png"), graph.pipe(format="svg", encoding="utf-8")
+        except Exception:  # no graphviz package or no `dot`: the matplotlib drawing
+            fig = plot.cell_figure(genotype, cell)
+            log.log_figure(fig, f"{folder}/cell_{cell}.png")
+            log.log_figure(fig, f"{folder}/cell_{cell}.svg")
+            plt.close(fig)
+            continue
+        log.log_bytes(png, f"{folder}/cell_{cell}.png")
+        log.log_text(svg, f"{folder}/cell_{cell}.svg")
 
 
 def load_saved(checkpoint_dir: str) -> dict[str, Any]:
