@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("ui", help="serve the MLflow UI for the tracking store on 127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--tracking-uri", default="", help="default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db")
+    u.add_argument("--experiment", default=runs.DEFAULT_EXPERIMENT, help="the experiment whose page is printed")
     u.set_defaults(func=cmd_ui)
     for action in sub.choices.values():  # `--sd 1` is not `--sd-weight 1`
         action.allow_abbrev = False
@@ -41,7 +42,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
         print(f"the tracking server already serves its UI: {uri}")
         return 0
     mlflow_bin = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow")
-    print(f"MLflow UI for {uri}: http://127.0.0.1:{args.port}  (Ctrl-C to stop)", flush=True)
+    home = f"http://127.0.0.1:{args.port}"
+    exp = None if runs.store_missing(uri) else runs.client(uri).get_experiment_by_name(args.experiment)
+    page = runs.ui_link(home, exp.experiment_id) if exp else home
+    print(f"MLflow UI for {uri}: {page}  (Ctrl-C to stop)", flush=True)
     os.execv(mlflow_bin, [mlflow_bin, "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
                           "--port", str(args.port), "--workers", "1"])
     return 0

@@ -32,7 +32,9 @@ def test_ui_lists_the_run_and_its_cell_picture(ray_session, tmp_path, sqlite_uri
                            "--tracking-uri", sqlite_uri], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, start_new_session=True)
     try:
-        assert f"http://127.0.0.1:{port}" in ui.stdout.readline()
+        printed = ui.stdout.readline()
+        link = f"http://127.0.0.1:{port}/#/experiments/{out.experiment_id}?workflowType=machine_learning"
+        assert link in printed, printed
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -47,17 +49,25 @@ def test_ui_lists_the_run_and_its_cell_picture(ray_session, tmp_path, sqlite_uri
                 "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"])
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/#/experiments/{out.experiment_id}/runs")
-            page.get_by_text("browsed").first.wait_for(timeout=60_000)  # the run is listed
+            page.goto(link)  # the page `sddarts ui` prints
+            page.get_by_text("browsed").first.wait_for(timeout=60_000)  # it opens on the training runs
+            page.wait_for_timeout(1500)
             page.screenshot(path=str(shots / "ui_experiment.png"))
+            body = page.inner_text("body")
+            assert "Detect Issues in Your Traces" not in body and "Evaluations" not in body  # not the GenAI view
             page.goto(f"http://127.0.0.1:{port}/#/experiments/{out.experiment_id}/runs/{out.run_id}/artifacts")
             page.get_by_text("plots", exact=True).first.click(timeout=60_000)
             page.get_by_text("cell_normal.png").first.wait_for(timeout=60_000)
             page.get_by_text("cell_normal.png").first.click()
-            page.wait_for_timeout(1500)
+            picture = page.locator("img[src^='blob:']").first  # the artifact viewer shows it from a blob
+            picture.wait_for(timeout=60_000)
+            page.wait_for_timeout(1000)
             page.screenshot(path=str(shots / "ui_run_artifacts.png"))
+            picture.screenshot(path=str(shots / "ui_cell_normal.png"))  # the picture a reader checks
+            box = picture.bounding_box()
             browser.close()
-        assert (shots / "ui_run_artifacts.png").stat().st_size > 10_000
+        assert box["width"] > 300 and box["height"] > 100
+        assert (shots / "ui_cell_normal.png").stat().st_size > 5_000
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=30)
