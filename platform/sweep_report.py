@@ -85,14 +85,35 @@ def plot_importances(importances: dict[str, float]):
     return fig
 
 
+SD_KNOBS = ("sd_weight", "temperature", "vote_count", "teacher_interval", "voting", "distill_on")
+
+
+def is_baseline(row) -> bool:
+    """Plain DARTS: no self-distillation, whatever its SD knobs read."""
+    config = {**row["_config"].get("base", {}), **row["_config"]}
+    return not (float(config.get("sd_weight", 0)) > 0 and int(config.get("vote_count", 0)) > 0)
+
+
 def plot_knobs(table, params: list[str], metric: str):
-    fig, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3), squeeze=False)
+    """The metric against each knob. Plain-DARTS trials have no SD knobs, so against those they
+    are a dashed line, not points at values that did not apply."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    base = table.apply(is_baseline, axis=1) if len(table) else table.index == table.index
+    fig, axes = plt.subplots(1, len(params), figsize=(3.6 * len(params), 3.2), squeeze=False)
     for ax, p in zip(axes[0], params):
-        ax.plot(table[p], table[metric], "o")
+        sd = table[~base] if p in SD_KNOBS else table
+        ax.plot(sd[p], sd[metric].astype(float), "o", label="SD-DARTS" if p in SD_KNOBS else "trial")
+        if p in SD_KNOBS and base.any():
+            for i, value in enumerate(table[base][metric].astype(float)):
+                ax.axhline(value, color="gray", ls="--", lw=1, label="plain DARTS" if i == 0 else None)
+            ax.legend(fontsize=7)
         ax.set(xlabel=p, ylabel=metric)
-        if p in ("sd_weight", "teacher_interval") and (table[p] > 0).all():
+        if p in ("sd_weight", "teacher_interval") and len(sd) and (sd[p].astype(float) > 0).all():
             ax.set_xscale("log")
-    fig.suptitle(f"{metric} against each knob")
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())  # no overlapping minor labels
+    fig.suptitle(f"{metric} against each knob (completed trials)")
     fig.tight_layout()
     return fig
 

@@ -33,6 +33,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     w_loader, a_loader, holdout = search_loaders(cfg, worker)
     state = build_state(cfg, worker)
     start = worker.resume(state.load_state_dict, cfg.to_dict())
+    steps = min(len(w_loader), len(a_loader), cfg.steps_per_epoch or len(w_loader))
+    if cfg.distills and cfg.teacher_interval > steps and start == 0:
+        worker.say(f"note: teacher_interval {cfg.teacher_interval} > {steps} steps per epoch: "
+                   f"epoch 1 has no teacher (plain DARTS until step {cfg.teacher_interval})")
     for epoch in range(start, cfg.epochs):
         t0 = time.time()
         w_loader.sampler.set_epoch(epoch)
