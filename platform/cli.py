@@ -15,11 +15,18 @@ from sddarts.platform import runs
 from sddarts.trainables.config import ConfigError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line naming the flag (``-h`` shows the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"sddarts: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sddarts.platform import browse, compare, evaluate, search, sweep
 
-    parser = argparse.ArgumentParser(prog="sddarts", description="Self-Distillation DARTS on Ray, tracked in MLflow.",
-                                     allow_abbrev=False)
+    parser = OneLineParser(prog="sddarts", description="Self-Distillation DARTS on Ray, tracked in MLflow.",
+                           allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (search, sweep, evaluate, compare, browse):
         module.add_parser(sub)

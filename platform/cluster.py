@@ -46,6 +46,18 @@ def forget_dead_cluster() -> str | None:
     return None
 
 
+def check_address(address: str | None) -> None:
+    """An explicit ``--address`` must be ``host:port`` (or ``ray://host:port``) of a live Ray head."""
+    if address in (None, "", "local", "auto"):
+        return
+    hostport = address[len("ray://"):] if address.startswith("ray://") else address
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"address must be host:port of a Ray head, ray://host:port, 'local' or 'auto' (got {address!r})")
+    if not gcs_alive(hostport, timeout=3.0):
+        raise ConfigError(f"address {address}: no Ray cluster answers there; start one (ray start --head) or drop --address")
+
+
 def local_resources() -> dict[str, float]:
     """What a local Ray started here would hold."""
     import torch

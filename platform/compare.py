@@ -16,8 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sddarts.platform import runs  # noqa: E402
-from sddarts.platform.flags import add_config_flags, config_from_args  # noqa: E402
-from sddarts.platform.launch import RunOptions, add_run_flags, prepare  # noqa: E402
+from sddarts.platform.flags import add_config_flags  # noqa: E402
+from sddarts.platform.cluster import connect  # noqa: E402
+from sddarts.platform.launch import RunOptions, add_run_flags, check_inputs  # noqa: E402
 from sddarts.platform.trials import TRIAL_DRIVER_CPU, build_tuner, fit_tuner, max_concurrent  # noqa: E402
 from sddarts.trainables.config import SEARCH_PRESETS, ConfigError, SearchConfig  # noqa: E402
 
@@ -58,12 +59,12 @@ def add_parser(sub) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    base = config_from_args(SearchConfig, SEARCH_PRESETS, args)
+    ropts, base = check_inputs(args, SearchConfig, SEARCH_PRESETS, "compare", restore_config=False)
     if args.seeds < 1:
         raise ConfigError(f"seeds must be >= 1 (got {args.seeds})")
     if not base.distills:
         raise ConfigError("compare needs an SD-DARTS config to compare with DARTS: sd_weight > 0 and vote_count > 0")
-    ropts, resources = prepare(args, base, "compare", TRIAL_DRIVER_CPU)
+    resources = connect(ropts.address, base, TRIAL_DRIVER_CPU)
     print(f"sddarts compare {ropts.name}: DARTS vs SD-DARTS, seeds 0..{args.seeds - 1}, {base.epochs} epochs", flush=True)
     try:
         out = run_compare(base, args.seeds, ropts, resources)

@@ -10,9 +10,10 @@ import sys
 from typing import Any
 
 from sddarts.platform import runs
-from sddarts.platform.flags import add_config_flags, config_from_args
+from sddarts.platform.flags import add_config_flags
 from sddarts.platform.shell import command_name
-from sddarts.platform.launch import RunOptions, add_run_flags, prepare
+from sddarts.platform.cluster import connect
+from sddarts.platform.launch import RunOptions, add_run_flags, check_inputs
 from sddarts.platform.registry import GenotypeSource, describe, model_name, register_model, resolve_genotype
 from sddarts.trainables.config import EVAL_PRESETS, EvalConfig
 
@@ -50,12 +51,11 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    cfg = config_from_args(EvalConfig, EVAL_PRESETS, args)
-    sources: list[GenotypeSource] = []
-    opts, _ = prepare(args, cfg, "evaluate", check=lambda o: sources.append(
-        resolve_genotype(args.search_run or args.genotype, o.tracking_uri, o.experiment)))
+    opts, cfg = check_inputs(args, EvalConfig, EVAL_PRESETS, "evaluate")
+    source = resolve_genotype(args.search_run or args.genotype, opts.tracking_uri, opts.experiment)
+    connect(opts.address, cfg)
     try:
-        out = evaluate(cfg, sources[0], opts)
+        out = evaluate(cfg, source, opts)
     except KeyboardInterrupt:
         print(f"\ninterrupted; resume with: {command_name()} evaluate --resume '{opts.name}' (and the same flags)", file=sys.stderr)
         return 130

@@ -1,17 +1,20 @@
 """The set-up every command that runs something shares: where it runs and logs (flags and
-``RunOptions``), the checks of its input, and connecting to Ray, in that order, so bad input
-fails with one line before Ray or MLflow start."""
+``RunOptions``) and the checks of its input (``check_inputs``), then ``cluster.connect``: bad input
+fails with one line before Ray starts or MLflow records anything."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from sddarts.platform import runs
+from sddarts.platform.flags import config_from_args
 from sddarts.trainables.config import CommonConfig, ConfigError
 
 NAME_RULE = ("1-100 ASCII letters, digits, spaces and . _ - ' + = , @ ( ), starting with a letter or digit "
@@ -66,28 +69,89 @@ def check_resumable(opts: RunOptions) -> None:
                           "(pass the --storage-path it ran with)")
 
 
+def check_storage(path: str) -> None:
+    """A local storage path must be a folder this process can write, or creatable as one."""
+    if "://" in path:
+        return  # a cloud URI: Ray Train reaches it
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"storage_path {path} is a file, not a folder")
+    existing = next(p for p in [target, *target.parents] if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"storage_path {path} is under a file ({existing}); pass a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"storage_path {path} is not writable here ({existing} is not); pass a writable --storage-path")
+
+
 def run_options(args: argparse.Namespace, prefix: str) -> RunOptions:
-    """The command's RunOptions from its flags; a missing name is ``PREFIX-<timestamp>``."""
+    """The command's RunOptions from its flags, checked; a missing name is ``PREFIX-<timestamp>``."""
     resume = getattr(args, "resume", None)
     name = resume or args.name or time.strftime(f"{prefix}-%Y%m%d-%H%M%S")
     check_name(name)
-    return RunOptions(name=name, tracking_uri=args.tracking_uri, experiment=args.experiment,
+    if not args.experiment.strip():
+        raise ConfigError("experiment must be a non-empty name")
+    runs.check_store_location(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""))
+    opts = RunOptions(name=name, tracking_uri=args.tracking_uri, experiment=args.experiment,
                       storage_path=args.storage_path, address=args.address, resume=bool(resume))
+    check_storage(opts.storage_path)
+    return opts
 
 
-def prepare(args: argparse.Namespace, cfg: CommonConfig, prefix: str, extra_cpu: float = 0.0,
-            check: Callable[[RunOptions], None] | None = None) -> tuple[RunOptions, dict[str, float]]:
-    """Checks everything a command was given (name, data, resumability, tracking server, and
-    ``check``), then connects to Ray; returns the run options and the cluster's resources.
-    ``extra_cpu``: what each job needs beside its Train workers (a sweep trial's driver)."""
-    from sddarts.platform.cluster import connect
+def resumed_config(cls: type[CommonConfig], args: argparse.Namespace, params: dict[str, str]) -> CommonConfig:
+    """The config a run was started with (its MLflow params). Flags given with ``--resume`` must
+    match it: a resumed run continues the same search, with the same schedule."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    saved: dict[str, Any] = {}
+    for name, f in names.items():
+        if name not in params:
+            continue
+        typ = {"int": int, "float": float, "bool": bool, "str": str}.get(f.type, f.type) if isinstance(f.type, str) else f.type
+        saved[name] = params[name] == "True" if typ is bool else typ(params[name])
+    changed = [f"--{k.replace('_', '-')} {v!r} (the run has {saved[k]!r})" for k, v in vars(args).items()
+               if k in saved and v != saved[k]]
+    if changed:
+        raise ConfigError(f"resume: {', '.join(changed)}; a resumed run keeps the config it started with "
+                          "(resume without these flags, or start a new --name)")
+    return cls.from_dict(saved).validate()
+
+
+def check_inputs(args: argparse.Namespace, cls: type[CommonConfig], presets: dict[str, dict], prefix: str,
+                 restore_config: bool = True) -> tuple[RunOptions, CommonConfig]:
+    """Every check of a command's input that needs no Ray: name, experiment, tracking store and
+    server, storage path, whether the run exists (``--resume``) or not, the config (a resumed run's
+    own, with ``restore_config``), the data files, and batches against each worker's share."""
+    from sddarts.platform.cluster import check_address, ray_address
     from sddarts.trainables.data import check_available
 
     opts = run_options(args, prefix)
-    check_available(cfg.dataset, cfg.data_dir, cfg.download)
+    check_address(ray_address(opts.address))
+    runs.check_tracking(opts.tracking_uri)
+    existing = None
+    if not runs.store_missing(opts.tracking_uri):
+        existing = runs.find_run_by_name(opts.tracking_uri, opts.experiment, opts.name)
     if opts.resume:
         check_resumable(opts)
-    runs.check_tracking(opts.tracking_uri)
-    if check is not None:
-        check(opts)
-    return opts, connect(opts.address, cfg, extra_cpu)
+        if existing is None:
+            raise ConfigError(f"resume: no MLflow run named {opts.name!r} in experiment {opts.experiment!r} of "
+                              f"{opts.tracking_uri} (pass the --tracking-uri it ran with)")
+    elif existing is not None:
+        raise ConfigError(f"name: a run named {opts.name!r} already exists ({existing.info.run_id}); "
+                          f"pass --resume '{opts.name}' to continue it, or choose another --name")
+    cfg = (resumed_config(cls, args, existing.data.params) if opts.resume and restore_config
+           else config_from_args(cls, presets, args))
+    n_train = check_available(cfg.dataset, cfg.data_dir, cfg.download)
+    check_shares(cfg, n_train)
+    return opts, cfg
+
+
+def check_shares(cfg: CommonConfig, n_train: int) -> None:
+    """Each worker's share of each split the loop trains on holds at least one batch."""
+    from sddarts.trainables.config import SearchConfig
+    from sddarts.trainables.data import check_batches
+
+    if isinstance(cfg, SearchConfig):
+        rest = 1 - cfg.holdout_portion
+        parts = {"w-train": rest * cfg.train_portion, "alpha-train": rest * (1 - cfg.train_portion)}
+    else:
+        parts = {"training": 1 - cfg.holdout_portion}
+    check_batches(n_train, cfg.batch_size, cfg.num_workers, parts)

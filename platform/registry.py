@@ -50,6 +50,11 @@ def resolve_genotype(spec: str, tracking_uri: str | None = None, experiment: str
     run = runs.lookup(tracking_uri, experiment, spec)
     if run is None:
         raise GenotypeError(f"no MLflow run with id or name {spec!r} in {tracking_uri} (and no built-in or file of that name)")
+    kind = run.data.tags.get("kind", "search")
+    if kind != "search":
+        best = run.data.tags.get("best_run_id")
+        raise GenotypeError(f"run {spec!r} is a {kind} run, not a search run"
+                            + (f"; its best search run is {best}" if best else "; pass the id of a search run"))
     return GenotypeSource(genotype_of_run(run.info.run_id, tracking_uri), run.info.run_id, f"run {run.info.run_id}")
 
 

@@ -101,6 +101,28 @@ def find_run(uri: str, exp_id: str, name: str, parent_run_id: str | None = None)
     return runs[0] if runs else None
 
 
+def find_run_by_name(uri: str, experiment: str, name: str):
+    """The newest run named ``name`` in ``experiment``, or None (None too when the experiment is new)."""
+    exp = client(uri).get_experiment_by_name(experiment)
+    return find_run(uri, exp.experiment_id, name) if exp else None
+
+
+def check_store_location(uri: str) -> None:
+    """A sqlite store needs a file path whose folder exists and is writable (Ray workers open the
+    same file; an in-memory store would be theirs alone)."""
+    if not uri.startswith("sqlite:"):
+        return
+    path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+    if not path or path == ":memory:":
+        raise TrackingError(f"tracking_uri {uri!r} is an in-memory store, which Ray workers cannot share; "
+                            "use sqlite:///path/mlflow.db")
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise TrackingError(f"tracking_uri {uri}: folder {folder} does not exist (create it, or pick another path)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise TrackingError(f"tracking_uri {uri}: folder {folder} is not writable")
+
+
 def lookup(uri: str, experiment: str, key: str):
     """A run by id, else the newest run named ``key`` in ``experiment``, or None."""
     from mlflow.exceptions import MlflowException

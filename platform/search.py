@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sddarts.platform import runs
-from sddarts.platform.flags import add_config_flags, config_from_args
+from sddarts.platform.flags import add_config_flags
 from sddarts.platform.shell import command_name
-from sddarts.platform.launch import RunOptions, add_run_flags, prepare
+from sddarts.platform.cluster import connect
+from sddarts.platform.launch import RunOptions, add_run_flags, check_inputs
 from sddarts.search_spaces import Genotype
 from sddarts.trainables.config import SEARCH_PRESETS, SearchConfig
 
@@ -37,8 +38,8 @@ def add_parser(sub) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    cfg = config_from_args(SearchConfig, SEARCH_PRESETS, args)
-    opts, _ = prepare(args, cfg, "search")
+    opts, cfg = check_inputs(args, SearchConfig, SEARCH_PRESETS, "search")
+    connect(opts.address, cfg)
     print(f"sddarts search {opts.name}: {cfg.dataset}, {cfg.num_workers} worker(s), {cfg.epochs} epochs, "
           f"{'SD-DARTS' if cfg.distills else 'plain DARTS'} (sd_weight={cfg.sd_weight:g}, vote_count={cfg.vote_count}, "
           f"teacher_interval={cfg.teacher_interval}, T={cfg.temperature:g}, voting={cfg.voting})", flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,8 @@ def load_space(path: str | Path) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise SpaceError(f"space file {str(path)!r} does not exist")
-    text = path.read_text()
     try:
+        text = path.read_text()
         if path.suffix == ".json":
             data = json.loads(text)
         else:
@@ -71,6 +72,13 @@ def to_distributions(space: dict[str, dict[str, Any]], base: SearchConfig) -> di
                 dist = optuna.distributions.CategoricalDistribution(choices)
             else:
                 cast = float if spec["type"] == "float" else int
+                for bound in ("low", "high"):
+                    value = spec[bound]
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) or (cast is int and not isinstance(value, int)):
+                        raise SpaceError(f"space.{name}: {bound} must be {'an integer' if cast is int else 'a number'} "
+                                         f"for type {spec['type']} (got {value!r})")
+                    if not math.isfinite(value):
+                        raise SpaceError(f"space.{name}: {bound} must be finite (got {value!r})")
                 low, high = cast(spec["low"]), cast(spec["high"])
                 if not low < high:
                     raise SpaceError(f"space.{name}: low must be < high (got {low} and {high})")
@@ -78,7 +86,7 @@ def to_distributions(space: dict[str, dict[str, Any]], base: SearchConfig) -> di
                 log = bool(spec.get("log", False))
                 dist = (optuna.distributions.FloatDistribution(low, high, log=log) if cast is float
                         else optuna.distributions.IntDistribution(low, high, log=log))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, SpaceError):
                 raise
             raise SpaceError(f"space.{name}: {type(exc).__name__}: {exc} (float/int need low and high; categorical needs choices)") from None

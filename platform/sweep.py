@@ -20,9 +20,10 @@ from typing import Any
 import optuna
 
 from sddarts.platform import runs
-from sddarts.platform.flags import add_config_flags, config_from_args
+from sddarts.platform.flags import add_config_flags
 from sddarts.platform.shell import command_name
-from sddarts.platform.launch import RunOptions, add_run_flags, prepare
+from sddarts.platform.cluster import connect
+from sddarts.platform.launch import RunOptions, add_run_flags, check_inputs
 from sddarts.platform.space import DEFAULT_SPACE, baseline_point, load_space, space_of, to_distributions
 from sddarts.platform.trials import OBJECTIVE, TRIAL_DRIVER_CPU, build_tuner, fit_tuner, max_concurrent, restore_tuner
 from sddarts.trainables.config import SEARCH_PRESETS, ConfigError, SearchConfig
@@ -99,14 +100,14 @@ def sweep_options(args: argparse.Namespace, base: SearchConfig, space: dict[str,
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    base = config_from_args(SearchConfig, SEARCH_PRESETS, args)
+    ropts, base = check_inputs(args, SearchConfig, SEARCH_PRESETS, "sweep", restore_config=False)
     dists = to_distributions(load_space(args.space_file) if args.space_file else DEFAULT_SPACE, base)
     points = None
     if args.baseline:
         point, dists = baseline_point(dists, base)
         points = [point]
     sopts = sweep_options(args, base, space_of(dists))
-    ropts, resources = prepare(args, base, "sweep", TRIAL_DRIVER_CPU)
+    resources = connect(ropts.address, base, TRIAL_DRIVER_CPU)
     ranking = f"proxy_acc after {sopts.proxy_epochs} proxy epoch(s)" if sopts.proxy_epochs else f"final {sopts.metric}"
     print(f"sddarts sweep {ropts.name}: {sopts.trials} trials over {', '.join(dists)}; ranked by {ranking}; "
           f"ASHA {'on ' + sopts.metric + f' from epoch {sopts.grace_period}' if sopts.asha else 'off'}; "

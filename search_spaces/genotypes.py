@@ -62,7 +62,7 @@ class Genotype:
                 normal_concat=tuple(data.get("normal_concat", (2, 3, 4, 5))),
                 reduce_concat=tuple(data.get("reduce_concat", (2, 3, 4, 5))),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, GenotypeError):
                 raise
             raise GenotypeError(f"malformed genotype ({type(exc).__name__}: {exc}); expected keys normal, reduce, *_concat") from exc
@@ -73,9 +73,14 @@ class Genotype:
     @classmethod
     def from_json(cls, text: str) -> "Genotype":
         try:
-            return cls.from_dict(json.loads(text))
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise GenotypeError(f"genotype is not valid JSON: {exc}") from exc
+            raise GenotypeError(f"genotype is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise GenotypeError("genotype JSON is nested too deeply to be a genotype") from None
+        if not isinstance(data, dict):
+            raise GenotypeError(f"genotype JSON must be an object with keys normal, reduce (got {type(data).__name__})")
+        return cls.from_dict(data)
 
     def short(self) -> str:
         """A one-line form: ``N[sep3:0,sep3:1|...] R[max3:0,...]``, one ``|`` group per node."""
@@ -145,4 +150,8 @@ def load_genotype(spec: str | Path) -> Genotype:
     path = Path(spec)
     if not path.is_file():
         raise GenotypeError(f"genotype {str(spec)!r} is neither a built-in ({', '.join(BUILTIN_GENOTYPES)}) nor a file")
-    return Genotype.from_json(path.read_text())
+    try:
+        text = path.read_text()
+    except (UnicodeDecodeError, OSError) as exc:
+        raise GenotypeError(f"genotype file {str(path)!r} is not a readable JSON text file ({type(exc).__name__})") from None
+    return Genotype.from_json(text)

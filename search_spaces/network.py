@@ -50,8 +50,8 @@ class AuxiliaryHead(nn.Module):
 
     def __init__(self, c: int, num_classes: int, feature_size: int):
         super().__init__()
-        pool = (nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False) if feature_size >= 5
-                else nn.AdaptiveAvgPool2d(2))
+        pool = (nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False) if 8 <= feature_size <= 10
+                else nn.AdaptiveAvgPool2d(2))  # DARTS' pool gives the 2x2 the next conv needs only at 8-10
         self.features = nn.Sequential(
             nn.ReLU(inplace=True), pool,
             nn.Conv2d(c, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),

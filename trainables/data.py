@@ -113,6 +113,9 @@ def load_cifar_arrays(name: str, data_dir: str, train: bool, download: bool = Fa
         raise DataError(f"data_dir {str(root)!r} has no {name} batches (missing {missing[0]}); "
                         f"pass --download to fetch them, or point --data-dir at the folder holding {folder}/")
     parts = [_read_batch(f, label_key) for f in files]
+    empty = [str(f) for f, part in zip(files, parts) if len(part[1]) == 0]
+    if empty:
+        raise DataError(f"{empty[0]} holds no images")
     images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
     labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
     classes = INFO[name].num_classes
@@ -185,12 +188,31 @@ def train_and_measure_splits(name: str, data_dir: str, holdout_portion: float, s
     return Subset(augmented, rest), Subset(load_dataset(name, data_dir, train=True, augment=False), held)
 
 
-def check_available(name: str, data_dir: str, download: bool = False) -> None:
-    """Raises DataError early (on the driver) if the dataset is missing or malformed."""
-    if name == "digits" or download:
-        return
+def check_available(name: str, data_dir: str, download: bool = False) -> int:
+    """Reads every file of the dataset on the driver (downloading CIFAR first with ``download``),
+    so that a missing, malformed or empty file fails here with one line rather than in the
+    workers. Returns the number of training images."""
+    if name == "digits":
+        return len(_digits(True))
+    folder, train_files, test_file, _ = CIFAR_LAYOUT[name]
+    root = Path(data_dir).expanduser()
+    if download and not all((root / folder / f).is_file() for f in [*train_files, test_file]):
+        try:
+            _download(name, root)
+        except Exception as exc:  # offline, unwritable folder, a bad archive
+            raise DataError(f"could not download {name} into data_dir {str(root)!r} ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())}); fetch it by hand or point --data-dir at a copy") from None
     load_cifar_arrays(name, data_dir, train=False)
-    folder, train_files, _, label_key = CIFAR_LAYOUT[name]
-    missing = [f for f in train_files if not (Path(data_dir).expanduser() / folder / f).is_file()]
-    if missing:
-        raise DataError(f"data_dir {data_dir!r} is missing {folder}/{missing[0]}; pass --download to fetch it")
+    return len(load_cifar_arrays(name, data_dir, train=True)[1])
+
+
+def check_batches(n_train: int, batch_size: int, num_workers: int, parts: dict[str, float]) -> None:
+    """Raises DataError when a worker's share of a split is smaller than one batch (the loaders drop
+    incomplete batches, so the worker would run no step). ``parts``: split name -> share of the
+    ``n_train`` training images."""
+    for split, share in parts.items():
+        per_worker = int(share * n_train) // num_workers
+        if per_worker < batch_size:
+            raise DataError(f"batch_size {batch_size} is larger than a worker's share of the {split} split "
+                            f"({int(share * n_train)} images / {num_workers} workers = {per_worker}); "
+                            "lower --batch-size or --num-workers")
