@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from sddarts.platform import runs
+from sddarts.platform.shell import command_name
 
 KINDS = ("search", "sweep", "compare", "evaluate", "proxy")
 STATUSES = ("RUNNING", "FINISHED", "KILLED", "FAILED")
@@ -56,8 +57,10 @@ def summary(run) -> dict[str, Any]:
     """One run as the list shows it."""
     tags, metrics = run.data.tags, run.data.metrics
     kind = tags.get("kind", "?")
+    gone = runs.driver_gone(run)
     return {"run_id": run.info.run_id, "name": tags.get(runs.NAME_TAG, run.info.run_name), "kind": kind,
-            "status": run.info.status, "started": run.info.start_time, "age": age(run.info.start_time),
+            "status": "DRIVER-GONE" if gone else run.info.status, "started": run.info.start_time,
+            "age": age(run.info.start_time), "driver_silent_s": int(gone) if gone else None,
             "metrics": {k: metrics[k] for k in KEY_METRICS.get(kind, ()) if k in metrics},
             "genotype": tags.get("genotype") or tags.get("best_genotype", ""),
             "parent_run_id": tags.get("mlflow.parentRunId", "")}
@@ -117,18 +120,21 @@ def print_list(rows: list[dict[str, Any]]) -> None:
     if not rows:
         print("no runs")
         return
-    header = f"{'started':>9}  {'kind':<8} {'status':<8} {'name':<28} {'run id':<32}  metrics / genotype"
+    header = f"{'started':>9}  {'kind':<8} {'status':<11} {'name':<28} {'run id':<32}  metrics / genotype"
     print(header)
     for r in rows:
-        print(f"{r['age']:>9}  {r['kind']:<8} {r['status']:<8} {r['name'][:28]:<28} {r['run_id']:<32}  "
+        print(f"{r['age']:>9}  {r['kind']:<8} {r['status']:<11} {r['name'][:28]:<28} {r['run_id']:<32}  "
               f"{_metrics_text(r['metrics'])}")
         if r["genotype"]:
-            print(f"{'':>9}  {'':<8} {'':<8} {'':<28} {'':<32}  {r['genotype']}")
+            print(f"{'':>9}  {'':<8} {'':<11} {'':<28} {'':<32}  {r['genotype']}")
 
 
 def print_details(d: dict[str, Any]) -> None:
     print(f"{d['kind']} run {d['name']!r} ({d['run_id']}): {d['status']}, started {d['age']}"
           + (f", child of {d['parent_run_id']}" if d["parent_run_id"] else ""))
+    if d["driver_silent_s"]:
+        print(f"  its driver stopped {d['driver_silent_s']}s ago without ending it (killed?); "
+              f"continue it with: {command_name()} {d['kind']} --resume '{d['name']}' (same --storage-path)")
     if d["metrics"]:
         print(f"  {_metrics_text(d['metrics'])}")
     if d["params"]:

@@ -90,7 +90,7 @@ def run_compare(base: SearchConfig, seeds: int, ropts: RunOptions, resources: di
     parent = runs.open_run(uri, exp_id, ropts.name, {"kind": "compare", "dataset": base.dataset})
     client = runs.client(uri)
     started = time.time()
-    with runs.ending(uri, parent):
+    with runs.ending(uri, parent), runs.heartbeat(uri, parent):
         client.log_text(parent, json.dumps(base.to_dict(), indent=2), "base_config.json")
         client.log_param(parent, "seeds", seeds)
         grid = {"sd_weight": ray.tune.grid_search([0.0, base.sd_weight]), "seed": ray.tune.grid_search(list(range(seeds)))}

@@ -98,7 +98,7 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
     run_id = runs.open_run(uri, exp_id, opts.name, tags, parent, opts.resume)
     run = {"name": opts.name, "tracking_uri": uri, "run_id": run_id}
     out: dict[str, Any] = {"run_id": run_id, "experiment_id": exp_id, "model": model_name(cfg)}
-    with runs.ending(uri, run_id):
+    with runs.ending(uri, run_id), runs.heartbeat(uri, run_id):
         client.log_text(run_id, source.genotype.to_json(), "genotype.json")
         result = make_eval_trainer(cfg, source.genotype, run, opts.storage_path).fit()
         out.update(result.metrics)

@@ -97,22 +97,22 @@ def run_options(args: argparse.Namespace, prefix: str) -> RunOptions:
     return opts
 
 
-def resumed_config(cls: type[CommonConfig], args: argparse.Namespace, params: dict[str, str]) -> CommonConfig:
-    """The config a run was started with (its MLflow params). Flags given with ``--resume`` must
-    match it: a resumed run continues the same search, with the same schedule."""
-    names = {f.name: f for f in dataclasses.fields(cls)}
+def resumed_config(cls: type[CommonConfig], presets: dict[str, dict], args: argparse.Namespace,
+                   params: dict[str, str]) -> CommonConfig:
+    """The config a run was started with (its MLflow params, over the preset where the run never
+    logged them). Flags given with ``--resume`` must match it: a resumed run continues the same
+    search, on the same schedule."""
     saved: dict[str, Any] = {}
-    for name, f in names.items():
-        if name not in params:
-            continue
-        typ = {"int": int, "float": float, "bool": bool, "str": str}.get(f.type, f.type) if isinstance(f.type, str) else f.type
-        saved[name] = params[name] == "True" if typ is bool else typ(params[name])
+    for f in dataclasses.fields(cls):
+        if f.name in params:
+            typ = {"int": int, "float": float, "bool": bool, "str": str}[f.type] if isinstance(f.type, str) else f.type
+            saved[f.name] = params[f.name] == "True" if typ is bool else typ(params[f.name])
     changed = [f"--{k.replace('_', '-')} {v!r} (the run has {saved[k]!r})" for k, v in vars(args).items()
                if k in saved and v != saved[k]]
     if changed:
         raise ConfigError(f"resume: {', '.join(changed)}; a resumed run keeps the config it started with "
                           "(resume without these flags, or start a new --name)")
-    return cls.from_dict(saved).validate()
+    return cls.from_dict({**config_from_args(cls, presets, args).to_dict(), **saved}).validate()
 
 
 def check_inputs(args: argparse.Namespace, cls: type[CommonConfig], presets: dict[str, dict], prefix: str,
@@ -137,7 +137,7 @@ def check_inputs(args: argparse.Namespace, cls: type[CommonConfig], presets: dic
     elif existing is not None:
         raise ConfigError(f"name: a run named {opts.name!r} already exists ({existing.info.run_id}); "
                           f"pass --resume '{opts.name}' to continue it, or choose another --name")
-    cfg = (resumed_config(cls, args, existing.data.params) if opts.resume and restore_config
+    cfg = (resumed_config(cls, presets, args, existing.data.params) if opts.resume and restore_config
            else config_from_args(cls, presets, args))
     n_train = check_available(cfg.dataset, cfg.data_dir, cfg.download)
     check_shares(cfg, n_train)

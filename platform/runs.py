@@ -12,6 +12,7 @@ import hashlib
 import os
 import signal
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -204,6 +205,48 @@ TRAINING_VIEW = "workflowType=machine_learning"  # MLflow 3.17's UI opens in its
 def ui_link(base: str, exp_id: str, run_id: str | None = None) -> str:
     """The UI page of an experiment (or of one of its runs), in the model-training view."""
     return f"{base.rstrip('/')}/#/experiments/{exp_id}" + (f"/runs/{run_id}" if run_id else "") + f"?{TRAINING_VIEW}"
+
+
+HEARTBEAT_TAG = "sddarts.heartbeat"
+
+
+def heartbeat_interval() -> float:
+    """Seconds between a driver's heartbeats (``SDDARTS_HEARTBEAT_S``, default 60)."""
+    return float(os.environ.get("SDDARTS_HEARTBEAT_S", "60"))
+
+
+@contextlib.contextmanager
+def heartbeat(uri: str, run_id: str) -> Iterator[None]:
+    """While the block runs, tags run ``run_id`` with the time every ``heartbeat_interval()``
+    seconds: a RUNNING run whose heartbeat stopped lost its driver (``sddarts runs`` says so)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                client(uri).set_tag(run_id, HEARTBEAT_TAG, str(int(time.time())))
+            except Exception:  # a tracking server that is away for a while: try again next beat
+                pass
+            if stop.wait(heartbeat_interval()):
+                return
+
+    thread = threading.Thread(target=beat, name="sddarts-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def driver_gone(run) -> float | None:
+    """Seconds since a RUNNING run's last heartbeat when that is over three intervals (its driver
+    died), else None."""
+    beat = run.data.tags.get(HEARTBEAT_TAG)
+    if run.info.status != "RUNNING" or not beat:
+        return None
+    silent = time.time() - int(beat)
+    return silent if silent > 3 * heartbeat_interval() else None
 
 
 def run_url(uri: str, exp_id: str, run_id: str) -> str:

@@ -96,9 +96,10 @@ def run_search(cfg: SearchConfig, opts: RunOptions, parent_run_id: str | None = 
     run = {"name": opts.name, "tracking_uri": opts.tracking_uri, "run_id": run_id}
     trainer = make_search_trainer(cfg, run, opts.storage_path, callbacks)
     if not own_status:
-        result = trainer.fit()
+        with runs.heartbeat(opts.tracking_uri, run_id):
+            result = trainer.fit()
     else:
-        with runs.ending(opts.tracking_uri, run_id):
+        with runs.ending(opts.tracking_uri, run_id), runs.heartbeat(opts.tracking_uri, run_id):
             result = trainer.fit()
             log_records(opts.tracking_uri, run_id, result.checkpoint.path if result.checkpoint else None)
         runs.end_run(opts.tracking_uri, run_id, "FINISHED")

@@ -183,7 +183,7 @@ def run_sweep(base: SearchConfig, dists: dict, points: list | None, sopts: Sweep
     parent = runs.open_run(uri, exp_id, name, parent_tags, resume=ropts.resume)
     concurrency = max_concurrent(base, resources, sopts.max_concurrent)
     started = time.time()
-    with runs.ending(uri, parent):
+    with runs.ending(uri, parent), runs.heartbeat(uri, parent):
         client = runs.client(uri)
         if ropts.resume:
             tuner = restore_tuner(ropts)

@@ -48,6 +48,13 @@ def test_two_worker_search_keeps_ranks_identical_and_logs_one_run(ray_session, t
     assert logged == out.genotype
 
 
+def test_second_order_keeps_two_workers_identical(ray_session, tmp_path, sqlite_uri):
+    cfg = tiny_search(num_workers=2, epochs=1, order=2)
+    out = run_search(cfg, _opts(tmp_path, sqlite_uri, "order2"))
+    assert out.metrics["replica_drift"] == 0.0 and out.metrics["teacher_drift"] == 0.0
+    assert out.metrics["teachers"] == 2
+
+
 def test_same_seed_gives_the_same_genotype(ray_session, tmp_path, sqlite_uri):
     cfg = tiny_search(epochs=1, seed=3, arch_lr=0.05)
     a = run_search(cfg, _opts(tmp_path, sqlite_uri, "seed-a"))
@@ -64,43 +71,46 @@ def test_a_failing_search_is_marked_failed(ray_session, tmp_path, sqlite_uri):
     assert run.info.status == "FAILED" and "DataError" in run.data.tags["error"]
 
 
-def _snapshot_epochs(path: Path) -> list[int]:
+def _snapshot(path: Path) -> list[dict]:
     try:
-        state = json.loads(path.read_text())
+        return json.loads(path.read_text()).get("checkpoint_results", [])
     except (OSError, ValueError):
         return []
-    return [c["metrics"]["epoch"] for c in state.get("checkpoint_results", [])]
 
 
-def test_interrupted_search_resumes_in_the_same_mlflow_run(ray_session, tmp_path, sqlite_uri):
+def test_interrupted_search_resumes_past_a_truncated_checkpoint_in_the_same_run(ray_session, tmp_path, sqlite_uri):
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "sddarts.platform.cli", "search", "--dataset", "digits", "--C", "4", "--layers", "3",
-            "--epochs", "3", "--steps-per-epoch", "3", "--num-workers", "1", "--cpus-per-worker", "0.5",
+            "--epochs", "6", "--steps-per-epoch", "6", "--num-workers", "1", "--cpus-per-worker", "0.5",
             "--teacher-interval", "2", "--vote-count", "2", "--tracking-uri", sqlite_uri,
             "--storage-path", str(tmp_path / "runs"), "--max-failures", "0"]
     log = (tmp_path / "first.log").open("w")
     first = subprocess.Popen(args + ["--name", "resumable"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     snapshot = tmp_path / "runs" / "resumable" / "checkpoint_manager_snapshot.json"
     deadline = time.time() + 240
-    while not _snapshot_epochs(snapshot) and time.time() < deadline and first.poll() is None:
-        time.sleep(0.5)
-    assert _snapshot_epochs(snapshot), (tmp_path / "first.log").read_text()[-3000:]
-    first.send_signal(signal.SIGINT)  # Ctrl-C after epoch 1 is checkpointed
+    while len(_snapshot(snapshot)) < 2 and time.time() < deadline and first.poll() is None:
+        time.sleep(0.2)
+    assert len(_snapshot(snapshot)) >= 2, (tmp_path / "first.log").read_text()[-3000:]
+    first.send_signal(signal.SIGINT)  # Ctrl-C once two epochs are checkpointed
     assert first.wait(timeout=120) == 130
     client = MlflowClient(sqlite_uri)
     exp = client.get_experiment_by_name("sddarts").experiment_id
     (run,) = client.search_runs([exp])
     assert run.info.status == "KILLED"
-    done_before = _snapshot_epochs(snapshot)[-1]
-    assert done_before < 3
+    newest = max(_snapshot(snapshot), key=lambda c: c["metrics"]["epoch"])
+    done_before = newest["metrics"]["epoch"]
+    assert done_before < 6
+    state = snapshot.parent / newest["checkpoint_dir_name"] / "state.pt"
+    state.write_bytes(state.read_bytes()[:8])  # the newest checkpoint is cut short (a full disk, a crash)
     wait_for_free_cpus()
 
     second = subprocess.run(args + ["--resume", "resumable"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert f"resumed after epoch {done_before}" in second.stdout + second.stderr
+    out = second.stdout + second.stderr
+    assert second.returncode == 0, out[-3000:]
+    assert "is unreadable" in out and f"resumed after epoch {done_before - 1}" in out, out[-3000:]
     runs = client.search_runs([exp])
     assert len(runs) == 1 and runs[0].info.run_id == run.info.run_id
-    assert runs[0].info.status == "FINISHED"
+    assert runs[0].info.status == "FINISHED" and "end_reason" not in runs[0].data.tags
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
-    assert steps == [1, 2, 3]  # the planned epochs, none repeated
+    assert steps == [1, 2, 3, 4, 5, 6]  # the planned epochs, none repeated
     wait_for_free_cpus()

@@ -34,6 +34,18 @@ def shown(metrics: dict[str, Any]) -> str:
     return " ".join(f"{k}={metrics[k]:.4g}" for k in SHOWN if isinstance(metrics.get(k), (int, float)))
 
 
+def older_checkpoints(checkpoint: "ray.train.Checkpoint") -> list["ray.train.Checkpoint"]:
+    """The run's other ``checkpoint_*`` folders older than ``checkpoint``, newest first."""
+    import pyarrow.fs
+
+    fs, folder = checkpoint.filesystem, os.path.dirname(checkpoint.path.rstrip("/"))
+    entries = fs.get_file_info(pyarrow.fs.FileSelector(folder))
+    names = sorted((e.base_name for e in entries if e.type == pyarrow.fs.FileType.Directory
+                    and e.base_name.startswith("checkpoint_")), reverse=True)
+    current = os.path.basename(checkpoint.path.rstrip("/"))
+    return [ray.train.Checkpoint(f"{folder}/{n}", filesystem=fs) for n in names if n < current]
+
+
 @dataclass
 class Worker:
     """One Ray Train worker's part in a run: rank, device, and rank 0's MLflow logger."""
@@ -74,13 +86,28 @@ class Worker:
             if not self.logged:
                 self.log.log_params(params)
             return 0
-        with checkpoint.as_directory() as d:
-            saved = torch.load(os.path.join(d, STATE_FILE), map_location=self.device, weights_only=False)
+        saved = self.load_newest_readable(checkpoint)
         load(saved)
         set_rng_state(saved["rng"])
         self.last = saved["metrics"]
         self.say(f"resumed after epoch {saved['epoch']}")
         return saved["epoch"]
+
+    def load_newest_readable(self, checkpoint: "ray.train.Checkpoint") -> dict[str, Any]:
+        """The saved state of ``checkpoint``, or, when that file is unreadable (truncated, a disk
+        that filled up), of the newest older checkpoint of the run that reads, with a line saying so."""
+        candidates = [checkpoint] + older_checkpoints(checkpoint)
+        for i, candidate in enumerate(candidates):
+            try:
+                with candidate.as_directory() as d:
+                    saved = torch.load(os.path.join(d, STATE_FILE), map_location=self.device, weights_only=False)
+            except Exception as exc:
+                self.say(f"checkpoint {candidate.path} is unreadable ({type(exc).__name__}); trying an older one")
+                continue
+            if i:
+                self.say(f"resuming from the older checkpoint {candidate.path}")
+            return saved
+        raise RuntimeError(f"no readable checkpoint among {len(candidates)} under {os.path.dirname(checkpoint.path)}")
 
     def record(self, epoch: int, epochs: int, metrics: dict[str, Any], state: dict[str, Any],
                extra: Callable[[RunLogger], None] | None = None) -> None:
