@@ -114,3 +114,48 @@ def test_interrupted_search_resumes_past_a_truncated_checkpoint_in_the_same_run(
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
     assert steps == [1, 2, 3, 4, 5, 6]  # the planned epochs, none repeated
     wait_for_free_cpus()
+
+
+def _train_workers() -> list:
+    import psutil
+
+    return [p for p in psutil.process_iter(["pid", "cmdline"])
+            if any("RayTrainWorker" in part for part in (p.info["cmdline"] or []))]
+
+
+def test_a_killed_worker_recovers_exactly(ray_session, tmp_path, sqlite_uri, capsys):
+    """A Train worker SIGKILLed mid-search: the search recovers from its latest checkpoint and ends
+    with the alpha and genotype of an uninterrupted run with the same seed, each epoch logged once."""
+    from sddarts.platform.cli import main
+
+    flags = ["--dataset", "digits", "--C", "4", "--layers", "3", "--epochs", "4", "--steps-per-epoch", "4",
+             "--batch-size", "32", "--num-workers", "2", "--cpus-per-worker", "0.5", "--teacher-interval", "2",
+             "--vote-count", "2", "--seed", "3", "--max-failures", "2", "--tracking-uri", sqlite_uri,
+             "--storage-path", str(tmp_path / "runs")]
+    assert main(["search", *flags, "--name", "uninterrupted"]) == 0
+    wait_for_free_cpus()
+    env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1"}
+    log = (tmp_path / "killed.log").open("w")
+    job = subprocess.Popen([sys.executable, "-m", "sddarts.platform.cli", "search", *flags, "--name", "killed"],
+                           env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    snapshot = tmp_path / "runs" / "killed" / "checkpoint_manager_snapshot.json"
+    deadline = time.time() + 240
+    while len(_snapshot(snapshot)) < 2 and time.time() < deadline and job.poll() is None:
+        time.sleep(0.1)
+    workers = _train_workers()
+    assert len(_snapshot(snapshot)) >= 2 and workers, (tmp_path / "killed.log").read_text()[-3000:]
+    workers[-1].send_signal(signal.SIGKILL)  # one worker dies after epoch 2's checkpoint
+    assert job.wait(timeout=300) == 0, (tmp_path / "killed.log").read_text()[-3000:]
+    assert "[killed] resumed after epoch" in (tmp_path / "killed.log").read_text()  # the worker group restarted
+
+    client = MlflowClient(sqlite_uri)
+    exp = client.get_experiment_by_name("sddarts").experiment_id
+    alphas = {}
+    for name in ("uninterrupted", "killed"):
+        (run,) = client.search_runs([exp], filter_string=f"tags.`sddarts.name` = '{name}'")
+        assert run.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1, 2, 3, 4], name
+        alphas[name] = json.loads(Path(client.download_artifacts(run.info.run_id, "alpha.json", str(tmp_path / name))).read_text())
+        alphas[name]["genotype"] = run.data.tags["genotype"]
+    assert alphas["killed"] == alphas["uninterrupted"]  # exactly: every float, and the genotype
+    wait_for_free_cpus()

@@ -125,8 +125,10 @@ def test_bad_space_file_is_rejected_before_anything_starts(text, needle, tmp_pat
     assert ray.is_initialized() == was_running and not (tmp_path / "m.db").exists()
 
 
-def test_interrupted_asha_sweep_resumes_comparing_trials_at_the_same_epoch(ray_session, tmp_path, sqlite_uri):
-    env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+def test_interrupted_asha_sweep_resumes_comparing_trials_at_the_same_epoch(ray_session, tmp_path, sqlite_uri,
+                                                                          monkeypatch, capsys):
+    env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1",
+           "SDDARTS_HEARTBEAT_S": "1"}
     args = [sys.executable, "-m", "sddarts.platform.cli", "sweep", *TINY, "--epochs", "3", "--trials", "3",
             "--max-concurrent", "1", "--space-file", _space(tmp_path), "--tracking-uri", sqlite_uri,
             "--storage-path", str(tmp_path / "runs")]
@@ -147,6 +149,13 @@ def test_interrupted_asha_sweep_resumes_comparing_trials_at_the_same_epoch(ray_s
     first.send_signal(signal.SIGKILL)  # the driver dies mid-sweep, with no chance to clean up
     assert first.wait(timeout=60) == -signal.SIGKILL
     wait_for_free_cpus()  # Ray frees the dead job's trials and Train workers
+    monkeypatch.setenv("SDDARTS_HEARTBEAT_S", "1")
+    time.sleep(4)
+    capsys.readouterr()
+    assert main(["runs", "--tracking-uri", sqlite_uri, "--kind", "sweep", "--json"]) == 0
+    (dead,) = json.loads(capsys.readouterr().out)
+    assert dead["status"] == "DRIVER-GONE" and dead["driver_silent_s"] > 3  # recognisable in the store
+    monkeypatch.delenv("SDDARTS_HEARTBEAT_S")
 
     second = subprocess.run(args + ["--resume", "sk"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]

@@ -49,7 +49,7 @@ class CommonConfig:
     download: bool = param(False, "download CIFAR into --data-dir if it is missing")
     seed: int = param(0, "random seed (weights, alpha, data order)", ge=0, le=2**32 - 1)
     epochs: int = param(10, "training epochs", ge=1, le=100_000)
-    batch_size: int = param(64, "batch size per worker", ge=1, le=65_536)
+    batch_size: int = param(64, "batch size per worker (the global batch is num_workers x this)", ge=1, le=65_536)
     steps_per_epoch: int = param(0, "cap on optimisation steps per epoch (0 = a full pass)", ge=0)
     num_workers: int = param(2, "Ray Train data-parallel workers", ge=1, le=4096)
     cpus_per_worker: float = param(1.0, "CPUs reserved per Train worker (Ray counts in steps of 0.0001)", ge=0.01, le=1024)
@@ -140,7 +140,7 @@ class EvalConfig(CommonConfig):
     """Training a derived architecture from scratch (DARTS' evaluation recipe by preset)."""
 
     epochs: int = param(600, "training epochs", ge=1, le=100_000)
-    batch_size: int = param(96, "batch size per worker", ge=1, le=65_536)
+    batch_size: int = param(96, "batch size per worker (the global batch is num_workers x this)", ge=1, le=65_536)
     C: int = param(36, "initial channels", ge=2, le=1024)
     layers: int = param(20, "cells in the network", ge=3, le=200)
     lr_min: float = param(0.0, "final learning rate of the cosine schedule", ge=0)
@@ -155,13 +155,15 @@ SEARCH_PRESETS: dict[str, dict[str, Any]] = {
     "digits-demo": dict(dataset="digits", C=8, layers=5, epochs=6, batch_size=32, arch_lr=3e-2,
                         teacher_interval=5, vote_count=2, sharpness_every=2, sharpness_batches=1,
                         sharpness_iters=5, plot_every=0),
+    # DARTS' search: one GPU, batch 64. More workers multiply the global batch (lr is not scaled).
     "cifar10-darts": dict(dataset="cifar10", data_dir="data", C=16, layers=8, epochs=50, batch_size=64,
-                          teacher_interval=100, vote_count=3, sharpness_every=5),
+                          num_workers=1, teacher_interval=100, vote_count=3, sharpness_every=5),
 }
 
 EVAL_PRESETS: dict[str, dict[str, Any]] = {
     "digits-demo": dict(dataset="digits", C=8, layers=5, epochs=10, batch_size=64, cutout=0,
                         drop_path=0.1, auxiliary_weight=0.4),
+    # DARTS' evaluation: one GPU, batch 96.
     "cifar10-darts": dict(dataset="cifar10", data_dir="data", C=36, layers=20, epochs=600, batch_size=96,
-                          cutout=16, drop_path=0.2, auxiliary_weight=0.4),
+                          num_workers=1, cutout=16, drop_path=0.2, auxiliary_weight=0.4),
 }

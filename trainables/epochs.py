@@ -8,6 +8,7 @@ is its own: the steps of an epoch and what it measures.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -117,6 +118,11 @@ class Worker:
         MLflow hears of the epoch before the report, since Tune may stop a trial at any report.
         """
         self.say(f"epoch {epoch}/{epochs} {shown(metrics)}")
+        diverged = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        if diverged:
+            self.say(f"warning: {', '.join(diverged)} not finite at epoch {epoch}: the run is diverging "
+                     "(lower --lr or --arch-lr)")
+            self.log.set_tags({"diverged_at_epoch": epoch})
         if epoch not in self.logged:
             self.log.log_metrics(metrics, step=epoch)
             if extra is not None and self.log.enabled:

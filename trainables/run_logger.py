@@ -8,7 +8,6 @@ by id with ``MlflowClient``, so it works against a local sqlite store or a remot
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,9 @@ class RunLogger:
             self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
     def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
-        """Logs the finite numeric entries of ``metrics`` at ``step`` (the epoch), except the
-        counters ``epoch`` and ``step``, which would only chart as straight lines."""
+        """Logs the numeric entries of ``metrics`` at ``step`` (the epoch), NaN and inf included (a
+        diverging run shows as such, not as missing points), except the counters ``epoch`` and
+        ``step``, which would only chart as straight lines."""
         if not self.client:
             return
         import time
@@ -48,8 +48,7 @@ class RunLogger:
 
         now = int(time.time() * 1000)
         rows = [Metric(k, float(v), now, step) for k, v in metrics.items()
-                if k not in NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)
-                and math.isfinite(float(v))]
+                if k not in NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)]
         if rows:
             self.client.log_batch(self.run_id, metrics=rows)
 
