@@ -91,17 +91,41 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, runs.TrackingError) as exc:
-        print(f"sddarts: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # data errors, genotype errors: one clear line
-        from sddarts.search_spaces.genotypes import GenotypeError
-        from sddarts.trainables.data import DataError
-
-        if isinstance(exc, (DataError, GenotypeError)):
-            print(f"sddarts: error: {exc}", file=sys.stderr)
+    except Exception as exc:  # one line, whichever process raised it; SDDARTS_DEBUG=1 for the traceback
+        if os.environ.get("SDDARTS_DEBUG") == "1":
+            raise
+        cause = root_cause(exc)
+        if isinstance(cause, user_errors()):
+            print(f"sddarts: error: {cause}", file=sys.stderr)
             return 2
-        raise
+        detail = " ".join(f"{type(cause).__name__}: {cause}".split())
+        print(f"sddarts: error: the run failed: {detail[:600]} (the MLflow run holds the error; "
+              "SDDARTS_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean bad input: the message says what to change."""
+    from sddarts.search_spaces.genotypes import GenotypeError
+    from sddarts.trainables.data import DataError
+
+    return ConfigError, runs.TrackingError, DataError, GenotypeError
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception a worker, a Train controller or a Tune trial raised, under Ray's wrappers."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, user_errors()):
+            return exc
+        failures = getattr(exc, "worker_failures", None)
+        inner = (next(iter(failures.values()), None) if failures else None) or getattr(exc, "controller_failure", None) \
+            or getattr(exc, "cause", None) or exc.__cause__
+        if not isinstance(inner, BaseException):
+            return exc
+        exc = inner
+    return exc
 
 
 if __name__ == "__main__":

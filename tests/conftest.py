@@ -16,19 +16,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the reference DARTS port lives there
 
 
-@pytest.fixture(scope="session")
-def ray_session():
-    """A real 2-CPU Ray for the whole session (dashboard on: Train V2 needs its State API)."""
+def ensure_ray() -> str:
+    """The one real 2-CPU Ray of the session (dashboard on: Train V2 needs its State API), started
+    again if a test shut it down (the multi-node test does, to keep one Ray per host). Returns its
+    GCS address, which subprocesses join through RAY_ADDRESS."""
     import ray
 
     from sddarts.platform.cluster import forget_dead_cluster
 
+    if not ray.is_initialized():
+        forget_dead_cluster()  # a stale `ray start` record would misdirect Train's placement-group cleaner
+        ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=256 * 1024**2, configure_logging=False)
+    return ray.get_runtime_context().gcs_address
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shutdown_ray_at_the_end():
+    yield
+    import ray
+
     if ray.is_initialized():
         ray.shutdown()
-    forget_dead_cluster()  # a stale `ray start` record would misdirect Train's placement-group cleaner
-    ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=256 * 1024**2, configure_logging=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+
+
+@pytest.fixture
+def ray_session() -> str:
+    """The session's Ray (see ``ensure_ray``), up for this test."""
+    return ensure_ray()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import tiny_search, wait_for_free_cpus
+from conftest import ensure_ray, tiny_search, wait_for_free_cpus
 from sddarts.platform.cli import main
 from sddarts.platform.launch import RunOptions
 from sddarts.platform.search import run_search
@@ -16,8 +16,9 @@ TINY = ["--C", "4", "--layers", "3", "--epochs", "2", "--steps-per-epoch", "2", 
 
 
 @pytest.fixture(scope="module")
-def store(ray_session, tmp_path_factory):
+def store(tmp_path_factory):
     """A search, a 2-trial sweep and an evaluation of the search, in one sqlite store."""
+    ensure_ray()
     tmp = tmp_path_factory.mktemp("browse")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     where = ["--tracking-uri", uri, "--storage-path", str(tmp / "runs")]
