@@ -11,7 +11,7 @@ from sddarts.platform.launch import RunOptions
 from sddarts.platform.search import run_search
 
 pytestmark = pytest.mark.ray
-TINY = ["--C", "4", "--layers", "3", "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "32",
+TINY = ["--C", "4", "--layers", "3", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "32",
         "--cpus-per-worker", "0.5"]
 
 

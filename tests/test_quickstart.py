@@ -33,7 +33,7 @@ def test_readme_quick_start_runs_as_written_with_a_quiet_console(ray_session, tm
     out = proc.stdout
     assert proc.returncode == 0, out[-4000:]
     assert "search quickstart finished" in out and "registered: models:/sddarts-darts-digits/" in out
-    assert re.search(r"search\s+FINISHED quickstart", out)  # `sddarts runs`
+    assert re.search(r"search\s+FINISHED\s+quickstart", out)  # `sddarts runs`
     assert "epochs:" in out and "artifacts: alpha.json" in out  # `sddarts runs quickstart`
     assert "3,349,342" in out  # `sddarts describe DARTS_V2`
     # the search's console: its epoch lines, then its summary; at most 5 other lines before it

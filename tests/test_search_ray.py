@@ -8,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from matplotlib import image
 from mlflow import MlflowClient
 
 from conftest import tiny_search, wait_for_free_cpus
@@ -24,7 +26,7 @@ def _opts(tmp_path, uri, name):
 
 
 def test_two_worker_search_keeps_ranks_identical_and_logs_one_run(ray_session, tmp_path, sqlite_uri):
-    cfg = tiny_search(num_workers=2, epochs=2)
+    cfg = tiny_search(num_workers=2, epochs=2, sharpness_every=1, sharpness_iters=3, sharpness_batches=1, plot_every=1)
     out = run_search(cfg, _opts(tmp_path, sqlite_uri, "ddp"))
     assert out.metrics["epoch"] == 2
     assert out.metrics["replica_drift"] == 0.0  # every rank holds the same w, alpha and BatchNorm statistics
@@ -46,6 +48,15 @@ def test_two_worker_search_keeps_ranks_identical_and_logs_one_run(ray_session, t
     assert {"genotype.json", "alpha.json", "checkpoint"} <= artifacts
     logged = Genotype.from_json(Path(client.download_artifacts(out.run_id, "genotype.json", str(tmp_path))).read_text())
     assert logged == out.genotype
+    eig = client.get_metric_history(out.run_id, "hessian_eig")  # sharpness every epoch, averaged over workers
+    assert [m.step for m in eig] == [1, 2] and all(np.isfinite(m.value) for m in eig)
+    plots = {a.path for a in client.list_artifacts(out.run_id, "plots")}
+    for name in ("cell_normal.png", "cell_reduce.png", "cell_normal.svg", "alpha_heatmap.png", "alpha_evolution.png",
+                 "curves.png", "epoch_001"):  # per-epoch cell pictures with plot_every=1, the rest at the end
+        assert f"plots/{name}" in plots, name
+    for name in ("cell_normal.png", "alpha_heatmap.png", "curves.png"):
+        pixels = image.imread(client.download_artifacts(out.run_id, f"plots/{name}", str(tmp_path)))
+        assert pixels.ndim == 3 and min(pixels.shape[:2]) > 100 and float(np.std(pixels)) > 0.01, name  # not blank
 
 
 def test_second_order_keeps_two_workers_identical(ray_session, tmp_path, sqlite_uri):
@@ -53,14 +64,6 @@ def test_second_order_keeps_two_workers_identical(ray_session, tmp_path, sqlite_
     out = run_search(cfg, _opts(tmp_path, sqlite_uri, "order2"))
     assert out.metrics["replica_drift"] == 0.0 and out.metrics["teacher_drift"] == 0.0
     assert out.metrics["teachers"] == 2
-
-
-def test_same_seed_gives_the_same_genotype(ray_session, tmp_path, sqlite_uri):
-    cfg = tiny_search(epochs=1, seed=3, arch_lr=0.05)
-    a = run_search(cfg, _opts(tmp_path, sqlite_uri, "seed-a"))
-    b = run_search(cfg, _opts(tmp_path, sqlite_uri, "seed-b"))
-    assert a.genotype == b.genotype
-    assert a.metrics["val_loss"] == b.metrics["val_loss"]
 
 
 def test_a_failing_search_is_marked_failed(ray_session, tmp_path, sqlite_uri):

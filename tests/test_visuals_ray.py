@@ -1,4 +1,4 @@
-"""What users see: sharpness per epoch, cell and alpha pictures, and DARTS vs SD-DARTS side by side."""
+"""What users see: DARTS vs SD-DARTS side by side (a search's own pictures: test_search_ray)."""
 
 from pathlib import Path
 
@@ -7,10 +7,8 @@ import pytest
 from matplotlib import image
 from mlflow import MlflowClient
 
-from conftest import parent_and_children, tiny_search
+from conftest import parent_and_children
 from sddarts.platform.cli import main
-from sddarts.platform.launch import RunOptions
-from sddarts.platform.search import run_search
 
 pytestmark = pytest.mark.ray
 
@@ -19,21 +17,6 @@ def _png_ok(path: Path) -> None:
     pixels = image.imread(path)
     assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
     assert float(np.std(pixels)) > 0.01  # not blank
-
-
-def test_search_logs_sharpness_and_pictures(ray_session, tmp_path, sqlite_uri):
-    cfg = tiny_search(epochs=2, sharpness_every=1, sharpness_iters=3, sharpness_batches=1, plot_every=1)
-    out = run_search(cfg, RunOptions(name="pics", tracking_uri=sqlite_uri, storage_path=str(tmp_path / "runs")))
-    client = MlflowClient(sqlite_uri)
-    eig = client.get_metric_history(out.run_id, "hessian_eig")
-    assert [m.step for m in eig] == [1, 2] and all(np.isfinite(m.value) for m in eig)
-    plots = {a.path for a in client.list_artifacts(out.run_id, "plots")}
-    for name in ("cell_normal.png", "cell_reduce.png", "cell_normal.svg", "alpha_heatmap.png",
-                 "alpha_evolution.png", "curves.png"):
-        assert f"plots/{name}" in plots, name
-    assert "plots/epoch_001" in plots  # per-epoch cell diagrams with plot_every=1
-    for name in ("cell_normal.png", "alpha_heatmap.png", "curves.png"):
-        _png_ok(Path(client.download_artifacts(out.run_id, f"plots/{name}", str(tmp_path))))
 
 
 def test_compare_logs_the_side_by_side_plot_and_table(ray_session, tmp_path, sqlite_uri, capsys):
