@@ -95,7 +95,7 @@ def run_compare(base: SearchConfig, seeds: int, ropts: RunOptions, resources: di
         client.log_param(parent, "seeds", seeds)
         grid = {"sd_weight": ray.tune.grid_search([0.0, base.sd_weight]), "seed": ray.tune.grid_search(list(range(seeds)))}
         tuner = build_tuner(base, ropts, exp_id, parent, {"metric": "derived_val_acc"}, grid, ["sd_weight", "seed"],
-                            ray.tune.TuneConfig(max_concurrent_trials=max_concurrent(base, resources, 0)))
+                            2 * seeds, ray.tune.TuneConfig(max_concurrent_trials=max_concurrent(base, resources, 0)))
         results = fit_tuner(tuner, 2 * seeds)
         histories: dict[str, list] = {}
         rows = []

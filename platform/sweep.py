@@ -167,7 +167,7 @@ def make_tuner(base: SearchConfig, dists: dict, points: list | None, sopts: Swee
                                stop_last_trials=False) if sopts.asha else None)
     sweep = {"metric": sopts.metric, "proxy_epochs": sopts.proxy_epochs, "proxy_C": sopts.proxy_C,
              "proxy_layers": sopts.proxy_layers}
-    return build_tuner(base, ropts, exp_id, parent, sweep, {}, list(dists), ray.tune.TuneConfig(
+    return build_tuner(base, ropts, exp_id, parent, sweep, {}, list(dists), sopts.trials, ray.tune.TuneConfig(
         search_alg=searcher, scheduler=scheduler, num_samples=sopts.trials, max_concurrent_trials=concurrency))
 
 

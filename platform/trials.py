@@ -114,7 +114,7 @@ def trial_table(trials: list, epochs: int, params: list[str], columns: list[str]
 
 
 def make_callback(ropts: RunOptions, experiment_id: str, parent_run_id: str, epochs: int, params: list[str],
-                  columns: list[str]):
+                  columns: list[str], planned: int):
     """Ends each trial's search run once Tune is done with it, after logging its records (genotype,
     alpha, checkpoint, pictures) from its newest checkpoint: FINISHED after the last epoch, KILLED
     with ``stopped_early=asha`` and ``stopped_at_epoch`` when the scheduler stopped it sooner,
@@ -143,7 +143,7 @@ def make_callback(ropts: RunOptions, experiment_id: str, parent_run_id: str, epo
 
     def show(trials, trial, status: str) -> None:
         ended[trial.trial_id] = status
-        print(f"[{ropts.name}] {len(ended)} of {len(trials)} trials ended:\n"
+        print(f"[{ropts.name}] {len(ended)} of {planned} trials ended:\n"
               f"{trial_table(trials, epochs, params, columns, ended)}", flush=True)
 
     class TrialRuns(Callback):
@@ -180,7 +180,7 @@ def trainable():
 
 
 def build_tuner(base: SearchConfig, ropts: RunOptions, exp_id: str, parent: str, sweep: dict[str, Any],
-                grid: dict[str, Any], params: list[str], tune_config) -> "ray.tune.Tuner":
+                grid: dict[str, Any], params: list[str], planned: int, tune_config) -> "ray.tune.Tuner":
     """The one place a Tuner of searches is built: each trial runs ``search_trial`` with the base
     config, plus what the searcher samples or the ``grid`` enumerates. ``sweep``: the metric and
     proxy settings every trial reads."""
@@ -196,7 +196,7 @@ def build_tuner(base: SearchConfig, ropts: RunOptions, exp_id: str, parent: str,
         run_config=ray.tune.RunConfig(
             name=ropts.name, storage_path=ropts.storage_path, verbose=0,  # our table, not Tune's
             failure_config=ray.tune.FailureConfig(max_failures=1),
-            callbacks=[make_callback(ropts, exp_id, parent, base.epochs, params, columns)]),
+            callbacks=[make_callback(ropts, exp_id, parent, base.epochs, params, columns, planned)]),
     )
 
 
