@@ -75,6 +75,7 @@ def quiet_consoles() -> None:
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported, here and in workers
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bar per genotype.json
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's new engine prints its start block even at verbose=0
     os.environ.setdefault("RAY_DEDUP_LOGS_SKIP_REGEX", RAY_NOISE)
     os.environ.setdefault("RAY_DEDUP_LOGS_ALLOW_REGEX", OUR_LINES)
     for name in ("mlflow", "alembic", "matplotlib"):  # store set-up and font-cache chatter
