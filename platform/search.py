@@ -27,7 +27,6 @@ class SearchOutcome:
     experiment_id: str
     metrics: dict[str, Any] = field(default_factory=dict)
     genotype: Genotype | None = None
-    checkpoint_path: str | None = None
 
 
 def add_parser(sub) -> None:
@@ -105,5 +104,4 @@ def run_search(cfg: SearchConfig, opts: RunOptions, parent_run_id: str | None = 
         runs.end_run(opts.tracking_uri, run_id, "FINISHED")
     metrics = dict(result.metrics or {})
     genotype = Genotype.from_json(metrics["genotype_json"]) if "genotype_json" in metrics else None
-    return SearchOutcome(opts.name, run_id, exp_id, metrics, genotype,
-                         result.checkpoint.path if result.checkpoint else None)
+    return SearchOutcome(opts.name, run_id, exp_id, metrics, genotype)
