@@ -117,6 +117,7 @@ CASES = [  # (argv, or a function of the tmp folder giving it; what the one erro
     (["compare", "--seeds", "0"], "seeds must be >= 1 (got 0)"),
     (["ui", "--port", "-5"], "port must be in 1..65535 (got -5)"),
     (["describe", "nope"], "genotype 'nope' is neither a built-in"),
+    (["describe", "0123abcd", "--tracking-uri", "http://127.0.0.1:9"], "MLflow tracking server at http://127.0.0.1:9 is not reachable"),
     (["runs", "--limit", "0"], "limit must be >= 1 (got 0)"),
 ]
 
