@@ -57,7 +57,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         out = evaluate(cfg, source, opts)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with: {command_name()} evaluate --resume '{opts.name}' (and the same flags)", file=sys.stderr)
+        print(f"\ninterrupted; resume with: {command_name()} evaluate --resume '{opts.name}' and the --search-run or --genotype it ran with", file=sys.stderr)
         return 130
     _report(out, opts.tracking_uri)
     return 0

@@ -45,7 +45,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         out = run_search(cfg, opts)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the MLflow run is marked KILLED. Resume with: {command_name()} search --resume '{opts.name}' (and the same flags)",
+        print(f"\ninterrupted; the MLflow run is marked KILLED. Resume with: {command_name()} search --resume '{opts.name}' (same --storage-path and --tracking-uri)",
               file=sys.stderr)
         return 130
     m = out.metrics
@@ -64,16 +64,15 @@ def search_tags(cfg: SearchConfig, kind: str = "search") -> dict[str, str]:
             "method": "sd-darts" if cfg.distills else "darts"}
 
 
-def log_records(uri: str, run_id: str, checkpoint_path: str | None) -> None:
-    """Logs a search's final records (pictures, alpha, checkpoint) from its latest checkpoint."""
-    if not checkpoint_path:
+def log_records(uri: str, run_id: str, checkpoint) -> None:
+    """Logs a search's final records (pictures, alpha, checkpoint) from ``checkpoint`` (a
+    ``ray.train.Checkpoint``, local or remote; None: nothing to log)."""
+    if checkpoint is None:
         return
-    import ray.train
-
     from sddarts.trainables.run_logger import RunLogger
     from sddarts.trainables.search_records import log_search_records
 
-    with ray.train.Checkpoint(checkpoint_path).as_directory() as d:
+    with checkpoint.as_directory() as d:
         log_search_records(RunLogger(uri, run_id), d)
 
 
@@ -100,7 +99,7 @@ def run_search(cfg: SearchConfig, opts: RunOptions, parent_run_id: str | None = 
     else:
         with runs.ending(opts.tracking_uri, run_id), runs.heartbeat(opts.tracking_uri, run_id):
             result = trainer.fit()
-            log_records(opts.tracking_uri, run_id, result.checkpoint.path if result.checkpoint else None)
+            log_records(opts.tracking_uri, run_id, result.checkpoint)
         runs.end_run(opts.tracking_uri, run_id, "FINISHED")
     metrics = dict(result.metrics or {})
     genotype = Genotype.from_json(metrics["genotype_json"]) if "genotype_json" in metrics else None

@@ -78,15 +78,14 @@ def search_trial(config: dict[str, Any]) -> None:
     ray.tune.report(final)
 
 
-def latest_checkpoint(storage_path: str, name: str) -> str | None:
+def latest_checkpoint(storage_path: str, name: str) -> "ray.train.Checkpoint | None":
     """The newest registered checkpoint of Train run ``name``, or None."""
     import ray.train
 
     try:
-        checkpoint = ray.train.Result.from_path(f"{storage_path.rstrip('/')}/{name}").checkpoint
+        return ray.train.Result.from_path(f"{storage_path.rstrip('/')}/{name}").checkpoint
     except RuntimeError:  # no checkpoint registered yet
         return None
-    return checkpoint.path if checkpoint else None
 
 
 def trial_status(trial, epochs: int) -> str:

@@ -22,7 +22,7 @@ from sddarts.trainables.epochs import Worker
 from sddarts.trainables.measure import alpha_entropy, alpha_sharpness, supernet_accuracy
 from sddarts.trainables.run_logger import RunLogger
 from sddarts.trainables.runtime import make_loader, make_trainer
-from sddarts.trainables.search_records import log_cell_pictures
+from sddarts.trainables.search_records import log_cell_pictures, log_genotype_and_alpha
 from sddarts.trainables.search_step import SearchState, search_step
 
 
@@ -120,9 +120,7 @@ def log_epoch_records(log: RunLogger, cfg: SearchConfig, metrics: dict[str, Any]
     """The current genotype (``genotype.json`` and tag, rewritten each epoch) and alpha
     (``alpha.json``), and the cell pictures every ``plot_every`` epochs."""
     genotype = Genotype.from_json(metrics["genotype_json"])
-    log.set_tags({"genotype": genotype.short()})
-    log.log_dict(genotype.to_dict(), "genotype.json")
-    log.log_dict({"alpha_normal": net.alpha_normal.tolist(), "alpha_reduce": net.alpha_reduce.tolist()}, "alpha.json")
+    log_genotype_and_alpha(log, genotype, net.alpha_normal, net.alpha_reduce)
     if cfg.plot_every and epoch % cfg.plot_every == 0 and epoch < cfg.epochs:
         log_cell_pictures(log, genotype, f"plots/epoch_{epoch:03d}")
 

@@ -37,6 +37,13 @@ def log_cell_pictures(log: RunLogger, genotype: Genotype, folder: str) -> None:
         log.log_text(svg, f"{folder}/cell_{cell}.svg")
 
 
+def log_genotype_and_alpha(log: RunLogger, genotype: Genotype, alpha_normal, alpha_reduce) -> None:
+    """The current genotype (``genotype.json`` and the ``genotype`` tag) and alpha (``alpha.json``)."""
+    log.set_tags({"genotype": genotype.short()})
+    log.log_dict(genotype.to_dict(), "genotype.json")
+    log.log_dict({"alpha_normal": alpha_normal.tolist(), "alpha_reduce": alpha_reduce.tolist()}, "alpha.json")
+
+
 def load_saved(checkpoint_dir: str) -> dict[str, Any]:
     """The saved state of a search checkpoint folder, on the CPU."""
     import torch
@@ -56,9 +63,8 @@ def log_search_records(log: RunLogger, checkpoint_dir: str) -> dict[str, Any]:
     metrics = saved["metrics"]
     genotype = Genotype.from_json(metrics["genotype_json"])
     alpha_normal, alpha_reduce = saved["net"]["arch.normal"], saved["net"]["arch.reduce"]
-    log.set_tags({"genotype": genotype.short(), "records_epoch": saved["epoch"]})
-    log.log_dict(genotype.to_dict(), "genotype.json")
-    log.log_dict({"alpha_normal": alpha_normal.tolist(), "alpha_reduce": alpha_reduce.tolist()}, "alpha.json")
+    log.set_tags({"records_epoch": saved["epoch"]})
+    log_genotype_and_alpha(log, genotype, alpha_normal, alpha_reduce)
     log.log_file(os.path.join(checkpoint_dir, STATE_FILE), "checkpoint")
     log_cell_pictures(log, genotype, "plots")
     log.log_figure(plot.alpha_heatmap(alpha_normal, alpha_reduce), "plots/alpha_heatmap.png")
