@@ -1,4 +1,5 @@
-"""A line-by-line port of the reference DARTS search network (quark0/darts ``model_search.py``).
+"""A line-by-line port of the reference DARTS search network (quark0/darts ``model_search.py``),
+with RobustDARTS' per-edge op lists (``primitives``: the ops of each of the 14 edges per cell).
 
 Used only to check the batched supernet: same outputs given the same weights (tests) and the
 step-time comparison (``benchmarks/search_step.py``).
@@ -10,15 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sddarts.search_spaces.operations import PRIMITIVES, FactorizedReduce, ReLUConvBN, make_op
+from sddarts.search_spaces.darts_space import DARTS, CellSpace
+from sddarts.search_spaces.operations import FactorizedReduce, ReLUConvBN, make_op
 from sddarts.search_spaces.supernet import reduction_layers
 
 
 class MixedOp(nn.Module):
-    def __init__(self, c: int, stride: int):
+    def __init__(self, c: int, stride: int, primitives: tuple[str, ...]):
         super().__init__()
         self._ops = nn.ModuleList()
-        for primitive in PRIMITIVES:
+        for primitive in primitives:
             op = make_op(primitive, c, stride, affine=False)
             if "pool" in primitive:
                 op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
@@ -29,7 +31,7 @@ class MixedOp(nn.Module):
 
 
 class Cell(nn.Module):
-    def __init__(self, steps, multiplier, c_pp, c_p, c, reduction, reduction_prev):
+    def __init__(self, steps, multiplier, c_pp, c_p, c, reduction, reduction_prev, primitives):
         super().__init__()
         self.reduction = reduction
         self.preprocess0 = FactorizedReduce(c_pp, c, affine=False) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, affine=False)
@@ -38,7 +40,7 @@ class Cell(nn.Module):
         self._ops = nn.ModuleList()
         for i in range(steps):
             for j in range(2 + i):
-                self._ops.append(MixedOp(c, 2 if reduction and j < 2 else 1))
+                self._ops.append(MixedOp(c, 2 if reduction and j < 2 else 1, primitives[len(self._ops)]))
 
     def forward(self, s0, s1, weights):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -51,7 +53,8 @@ class Cell(nn.Module):
 
 
 class ReferenceNetwork(nn.Module):
-    def __init__(self, C, num_classes, layers, in_channels=3, steps=4, multiplier=4, stem_multiplier=3):
+    def __init__(self, C, num_classes, layers, in_channels=3, steps=4, multiplier=4, stem_multiplier=3,
+                 space: CellSpace = DARTS):
         super().__init__()
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
@@ -62,13 +65,14 @@ class ReferenceNetwork(nn.Module):
             reduction = i in reduction_layers(layers)
             if reduction:
                 c_curr *= 2
-            self.cells.append(Cell(steps, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev))
+            self.cells.append(Cell(steps, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev,
+                                   space.ops("reduce" if reduction else "normal")))
             reduction_prev = reduction
             c_pp, c_p = c_p, multiplier * c_curr
         self.classifier = nn.Linear(c_p, num_classes)
         n_edges = sum(2 + i for i in range(steps))
-        self.alphas_normal = nn.Parameter(1e-3 * torch.randn(n_edges, len(PRIMITIVES)))
-        self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(n_edges, len(PRIMITIVES)))
+        self.alphas_normal = nn.Parameter(1e-3 * torch.randn(n_edges, space.num_ops))
+        self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(n_edges, space.num_ops))
 
     def forward(self, x):
         s0 = s1 = self.stem(x)

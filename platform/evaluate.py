@@ -14,7 +14,7 @@ from sddarts.platform.flags import add_config_flags
 from sddarts.platform.shell import command_name
 from sddarts.platform.cluster import connect
 from sddarts.platform.launch import RunOptions, add_run_flags, check_inputs
-from sddarts.platform.registry import GenotypeSource, describe, model_name, register_model, resolve_genotype
+from sddarts.platform.registry import GenotypeSource, check_network, describe, model_name, register_model, resolve_genotype
 from sddarts.trainables.config import EVAL_PRESETS, EvalConfig
 
 
@@ -22,21 +22,24 @@ def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="retrain a genotype from scratch with Ray Train and register it in MLflow")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--search-run", metavar="RUN", help="an MLflow search run, by id or name (reads its genotype.json)")
-    src.add_argument("--genotype", metavar="NAME_OR_FILE", help="a built-in (DARTS_V1, DARTS_V2) or a genotype JSON file")
+    src.add_argument("--genotype", metavar="NAME_OR_FILE", help="a built-in (DARTS_V1, DARTS_V2), a genotype JSON file "
+                     "of any space, or a NAS-Bench-201 string '|nor_conv_3x3~0|+|...|'")
     add_config_flags(p, EvalConfig, EVAL_PRESETS, "digits-demo")
     add_run_flags(p, "continue the evaluation NAME from its last checkpoint")
     p.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("describe", help="a genotype's short form, parameters and FLOPs (trains nothing)")
-    d.add_argument("genotype", help="a built-in name, a genotype JSON file, or a search run (id or name)")
-    d.add_argument("--preset", choices=sorted(EVAL_PRESETS), default="cifar10-darts",
-                   help="the network to build (channels, cells, dataset; default cifar10-darts)")
+    d.add_argument("genotype", help="a built-in name, a genotype JSON file, a NAS-Bench-201 string, or a search run "
+                   "(id or name)")
+    d.add_argument("--preset", choices=sorted(EVAL_PRESETS), default=None,
+                   help="the network to build (channels, cells, dataset; default cifar10-nb201 for a nb201 genotype, "
+                   "else cifar10-darts)")
     d.add_argument("--tracking-uri", default="", help="where to look up a search run id")
     d.set_defaults(func=cmd_describe)
 
 
 def _print_size(size: dict) -> None:
-    print(f"genotype: {size['genotype']}")
+    print(f"genotype ({size['space']}): {size['genotype']}")
     print(f"params (without auxiliary head): {size['params']:,} ({size['params_m']:.2f}M)")
     print(f"FLOPs per image: {size['flops']:,} ({size['flops'] / 1e6:.1f}M; MACs {size['flops'] / 2e6:.1f}M)")
 
@@ -44,8 +47,11 @@ def _print_size(size: dict) -> None:
 def cmd_describe(args: argparse.Namespace) -> int:
     uri = runs.resolve_tracking_uri(args.tracking_uri or None)
     source = resolve_genotype(args.genotype, uri)
-    cfg = EvalConfig.from_dict(dict(EVAL_PRESETS[args.preset])).validate()
-    print(f"network: {args.preset} ({cfg.dataset}, C={cfg.C}, {cfg.layers} cells)")
+    preset = args.preset or ("cifar10-nb201" if source.genotype.space == "nb201" else "cifar10-darts")
+    cfg = EvalConfig.from_dict(dict(EVAL_PRESETS[preset])).validate()
+    check_network(source.genotype, cfg)
+    cells = f"{cfg.layers} cells per stage" if source.genotype.space == "nb201" else f"{cfg.layers} cells"
+    print(f"network: {preset} ({source.genotype.space} space, {cfg.dataset}, C={cfg.C}, {cells})")
     _print_size(describe(source.genotype, cfg))
     return 0
 
@@ -53,6 +59,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     opts, cfg = check_inputs(args, EvalConfig, EVAL_PRESETS, "evaluate")
     source = resolve_genotype(args.search_run or args.genotype, opts.tracking_uri, opts.experiment)
+    check_network(source.genotype, cfg)
     connect(opts.address, cfg)
     try:
         out = evaluate(cfg, source, opts)
@@ -64,7 +71,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def evaluate(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions) -> dict[str, Any]:
-    print(f"sddarts evaluate {opts.name}: {source.genotype.short()} on {cfg.dataset}, C={cfg.C}, {cfg.layers} cells, "
+    print(f"sddarts evaluate {opts.name}: {source.genotype.space} {source.genotype.short()} on {cfg.dataset}, C={cfg.C}, {cfg.layers} cells, "
           f"{cfg.epochs} epochs, {cfg.num_workers} worker(s)", flush=True)
     return run_evaluation(cfg, source, opts)
 
@@ -90,14 +97,14 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
     uri = opts.tracking_uri
     client = runs.client(uri)
     exp_id = runs.experiment_id(uri, opts.experiment)
-    tags = {"kind": kind, "dataset": cfg.dataset, "genotype": source.genotype.short(), "genotype_source": source.label}
+    tags = {"kind": kind, "space": source.genotype.space, "dataset": cfg.dataset, "genotype": source.genotype.short(), "genotype_source": source.label}
     parent = None
     if source.search_run_id:  # shown as a child of its search run, in the search's experiment
         exp_id = client.get_run(source.search_run_id).info.experiment_id
         tags["search_run_id"] = parent = source.search_run_id
     run_id = runs.open_run(uri, exp_id, opts.name, tags, parent, opts.resume)
     run = {"name": opts.name, "tracking_uri": uri, "run_id": run_id}
-    out: dict[str, Any] = {"run_id": run_id, "experiment_id": exp_id, "model": model_name(cfg)}
+    out: dict[str, Any] = {"run_id": run_id, "experiment_id": exp_id, "model": model_name(cfg, source.genotype.space)}
     with runs.ending(uri, run_id), runs.heartbeat(uri, run_id):
         client.log_text(run_id, source.genotype.to_json(), "genotype.json")
         result = make_eval_trainer(cfg, source.genotype, run, opts.storage_path).fit()
@@ -109,7 +116,7 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
                 net.load_state_dict(torch.load(os.path.join(d, STATE_FILE), map_location="cpu", weights_only=False)["net"])
             client.log_metric(run_id, "params_m", size["params_m"])
             client.log_metric(run_id, "flops_m", size["flops"] / 1e6)
-            out.update(size, version=register_model(uri, run_id, net, cfg, {
+            out.update(size, version=register_model(uri, run_id, net, cfg, source.genotype.space, {
                 "genotype": source.genotype.short(), "search_run_id": source.search_run_id or "",
                 "test_acc": f"{out['test_acc']:.2f}", "params": size["params"], "params_m": f"{size['params_m']:.3f}",
                 "flops": size["flops"], "eval_run_id": run_id}))
@@ -121,7 +128,8 @@ def evaluate_best_of_sweep(summary: dict, sweep_opts: RunOptions) -> dict:
     """Retrains the sweep's best genotype with the evaluation preset of its dataset and attaches the
     result to the sweep's parent run."""
     best = summary["best"]
-    preset = "digits-demo" if best["dataset"] == "digits" else "cifar10-darts"
+    preset = ("digits-demo" if best["dataset"] == "digits" else
+              "cifar10-nb201" if best.get("space") == "nb201" else "cifar10-darts")
     values = dict(EVAL_PRESETS[preset], **{k: best[k] for k in ("dataset", "data_dir", "num_workers", "cpus_per_worker",
                                                                  "gpus_per_worker", "seed")})
     cfg = EvalConfig.from_dict(values).validate()

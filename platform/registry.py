@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from sddarts.platform import runs
-from sddarts.search_spaces import BUILTIN_GENOTYPES, Genotype, load_genotype
-from sddarts.search_spaces.genotypes import GenotypeError
+from sddarts.search_spaces import BUILTIN_GENOTYPES, GenotypeError, genotype_from_json, get_space, load_genotype
 from sddarts.search_spaces.network import count_flops, count_parameters
-from sddarts.trainables.config import EvalConfig
+from sddarts.search_spaces.spaces import AnyGenotype
+from sddarts.trainables.config import ConfigError, EvalConfig
 from sddarts.trainables.data import INFO
 
 
@@ -33,15 +33,16 @@ class Classifier(nn.Module):
 
 @dataclass
 class GenotypeSource:
-    genotype: Genotype
+    genotype: AnyGenotype
     search_run_id: str | None = None
     label: str = ""
 
 
 def resolve_genotype(spec: str, tracking_uri: str | None = None, experiment: str = runs.DEFAULT_EXPERIMENT
                      ) -> GenotypeSource:
-    """A built-in name, a genotype JSON file, or an MLflow search run (its id or name) with genotype.json."""
-    if spec in BUILTIN_GENOTYPES or Path(spec).is_file():
+    """A built-in name, a genotype JSON file, a NAS-Bench-201 architecture string, or an MLflow
+    search run (its id or name) with genotype.json."""
+    if spec in BUILTIN_GENOTYPES or spec.startswith("|") or Path(spec).is_file():
         return GenotypeSource(load_genotype(spec), None, spec)
     if not tracking_uri or runs.store_missing(tracking_uri):
         raise GenotypeError(f"genotype {spec!r} is neither a built-in ({', '.join(BUILTIN_GENOTYPES)}) nor a file"
@@ -58,34 +59,41 @@ def resolve_genotype(spec: str, tracking_uri: str | None = None, experiment: str
     return GenotypeSource(genotype_of_run(run.info.run_id, tracking_uri), run.info.run_id, f"run {run.info.run_id}")
 
 
-def genotype_of_run(run_id: str, tracking_uri: str) -> Genotype:
+def genotype_of_run(run_id: str, tracking_uri: str) -> AnyGenotype:
     """The genotype.json artifact of a search run."""
     client = runs.client(tracking_uri)
     if "genotype.json" not in {a.path for a in client.list_artifacts(run_id)}:
         raise GenotypeError(f"MLflow run {run_id} has no genotype.json artifact; is it a search run that finished an epoch?")
     with tempfile.TemporaryDirectory() as d:
-        return Genotype.from_json(Path(client.download_artifacts(run_id, "genotype.json", d)).read_text())
+        return genotype_from_json(Path(client.download_artifacts(run_id, "genotype.json", d)).read_text())
 
 
-def describe(genotype: Genotype, cfg: EvalConfig) -> dict[str, Any]:
+def check_network(genotype: AnyGenotype, cfg: EvalConfig) -> None:
+    """Refuses a network too shallow for the genotype's space, before any work starts."""
+    min_layers = get_space(genotype.space).min_layers
+    if cfg.layers < min_layers:
+        raise ConfigError(f"layers must be >= {min_layers} for a {genotype.space} network (got {cfg.layers})")
+
+
+def describe(genotype: AnyGenotype, cfg: EvalConfig) -> dict[str, Any]:
     """Parameters (without the auxiliary head) and FLOPs per image of the network a genotype builds."""
     from sddarts.trainables.eval_loop import build_network
 
     net = build_network(genotype, cfg)
     info = INFO[cfg.dataset]
     params = count_parameters(net)
-    return {"genotype": genotype.short(), "params": params, "params_m": params / 1e6,
+    return {"genotype": genotype.short(), "space": genotype.space, "params": params, "params_m": params / 1e6,
             "flops": count_flops(net, (info.in_channels, info.image_size, info.image_size))}
 
 
-def model_name(cfg: EvalConfig, space: str = "darts") -> str:
+def model_name(cfg: EvalConfig, space: str) -> str:
     """One registered model per search space and dataset."""
     return f"sddarts-{space}-{cfg.dataset}"
 
 
-def register_model(uri: str, run_id: str, net: nn.Module, cfg: EvalConfig, tags: dict[str, Any]) -> str:
+def register_model(uri: str, run_id: str, net: nn.Module, cfg: EvalConfig, space: str, tags: dict[str, Any]) -> str:
     """Saves the trained classifier (pt2, with signature and input example) as the run's ``model``
-    artifact and registers it as a new version of ``model_name(cfg)``; returns the version."""
+    artifact and registers it as a new version of ``model_name(cfg, space)``; returns the version."""
     import mlflow.pytorch
     from mlflow.exceptions import MlflowException
 
@@ -96,7 +104,7 @@ def register_model(uri: str, run_id: str, net: nn.Module, cfg: EvalConfig, tags:
         path = os.path.join(d, "model")
         mlflow.pytorch.save_model(Classifier(net.cpu()).eval(), path, input_example=example)
         client.log_artifacts(run_id, path, "model")
-    name = model_name(cfg)
+    name = model_name(cfg, space)
     try:
         client.get_registered_model(name)
     except MlflowException:

@@ -16,7 +16,7 @@ from sddarts.platform.flags import add_config_flags
 from sddarts.platform.shell import command_name
 from sddarts.platform.cluster import connect
 from sddarts.platform.launch import RunOptions, add_run_flags, check_inputs
-from sddarts.search_spaces import Genotype
+from sddarts.search_spaces import genotype_from_json
 from sddarts.trainables.config import SEARCH_PRESETS, SearchConfig
 
 
@@ -26,7 +26,7 @@ class SearchOutcome:
     run_id: str
     experiment_id: str
     metrics: dict[str, Any] = field(default_factory=dict)
-    genotype: Genotype | None = None
+    genotype: Any = None  # the genotype the search returns (any space)
 
 
 def add_parser(sub) -> None:
@@ -102,5 +102,5 @@ def run_search(cfg: SearchConfig, opts: RunOptions, parent_run_id: str | None = 
             log_records(opts.tracking_uri, run_id, result.checkpoint)
         runs.end_run(opts.tracking_uri, run_id, "FINISHED")
     metrics = dict(result.metrics or {})
-    genotype = Genotype.from_json(metrics["genotype_json"]) if "genotype_json" in metrics else None
+    genotype = genotype_from_json(metrics["genotype_json"]) if "genotype_json" in metrics else None
     return SearchOutcome(opts.name, run_id, exp_id, metrics, genotype)

@@ -1,4 +1,5 @@
-"""Genotypes: the discrete architecture a search derives, its JSON form and built-in references."""
+"""DARTS-family genotypes: the discrete architecture a search derives, its JSON form (which
+names its space) and the built-in references."""
 
 from __future__ import annotations
 
@@ -9,36 +10,48 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sddarts.search_spaces.operations import PRIMITIVES, SHORT_NAMES
-from sddarts.search_spaces.supernet import STEPS, edge_index
+from sddarts.search_spaces.darts_space import DARTS, NUM_EDGES, STEPS, CellSpace, edge_index
+from sddarts.search_spaces.operations import SHORT_NAMES
+from sddarts.search_spaces.robust_darts import S1, S2, S3, S4
+
+CELL_SPACES: dict[str, CellSpace] = {s.name: s for s in (DARTS, S1, S2, S3, S4)}
 
 Edge = tuple[str, int]  # (primitive, input state index)
 
 
 class GenotypeError(ValueError):
-    """A genotype that is malformed or does not fit the DARTS cell space."""
+    """A genotype that is malformed or does not fit its search space."""
 
 
 @dataclass(frozen=True)
 class Genotype:
-    """Two cells, each as 2 (op, input) pairs per intermediate node, plus the concatenated nodes."""
+    """Two cells, each as 2 (op, input) pairs per intermediate node, plus the concatenated nodes,
+    in the DARTS-family space ``space`` (darts, s1-s4)."""
 
     normal: tuple[Edge, ...]
     reduce: tuple[Edge, ...]
     normal_concat: tuple[int, ...] = field(default=(2, 3, 4, 5))
     reduce_concat: tuple[int, ...] = field(default=(2, 3, 4, 5))
+    space: str = "darts"
+
+    cells = ("normal", "reduce")
 
     def __post_init__(self) -> None:
+        if self.space not in CELL_SPACES:
+            raise GenotypeError(f"genotype.space {self.space!r} is not a DARTS-family space ({', '.join(CELL_SPACES)})")
+        space = CELL_SPACES[self.space]
         for cell in ("normal", "reduce"):
             edges = tuple((str(op), int(src)) for op, src in getattr(self, cell))
             object.__setattr__(self, cell, edges)
             if len(edges) != 2 * STEPS:
                 raise GenotypeError(f"genotype.{cell} needs {2 * STEPS} (op, input) pairs, got {len(edges)}")
             for i, (op, src) in enumerate(edges):
-                if op not in PRIMITIVES or op == "none":
-                    raise GenotypeError(f"genotype.{cell}[{i}]: unknown op {op!r}; use one of {', '.join(PRIMITIVES[1:])}")
                 if not 0 <= src < 2 + i // 2:
                     raise GenotypeError(f"genotype.{cell}[{i}]: input {src} must be in [0, {1 + i // 2}] for node {i // 2}")
+                offered = [o for o in space.ops(cell)[edge_index(src, i // 2)] if o != "none"]
+                if op not in offered:
+                    raise GenotypeError(f"genotype.{cell}[{i}]: op {op!r} is not offered on edge {src}->{2 + i // 2} "
+                                        f"of space {self.space}; use one of {', '.join(offered)}")
         for cell in ("normal_concat", "reduce_concat"):
             concat = tuple(int(i) for i in getattr(self, cell))
             object.__setattr__(self, cell, concat)
@@ -47,6 +60,7 @@ class Genotype:
 
     def to_dict(self) -> dict:
         return {
+            "space": self.space,
             "normal": [list(e) for e in self.normal],
             "normal_concat": list(self.normal_concat),
             "reduce": [list(e) for e in self.reduce],
@@ -61,6 +75,7 @@ class Genotype:
                 reduce=tuple(tuple(e) for e in data["reduce"]),
                 normal_concat=tuple(data.get("normal_concat", (2, 3, 4, 5))),
                 reduce_concat=tuple(data.get("reduce_concat", (2, 3, 4, 5))),
+                space=str(data.get("space", "darts")),
             )
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, GenotypeError):
@@ -91,40 +106,53 @@ class Genotype:
 
         return f"N[{cell(self.normal)}] R[{cell(self.reduce)}]"
 
+    def ops_of(self, cell: str) -> list[str]:
+        """The chosen op of every edge of ``cell``."""
+        return [op for op, _ in getattr(self, cell)]
 
-def _derive_cell(weights: torch.Tensor) -> tuple[Edge, ...]:
+    def graph(self, cell: str) -> tuple[dict[int, str], list[tuple[str, int, int]], list[int]]:
+        """For pictures: (input nodes and their labels, (op, from, to) edges, nodes joined into the output)."""
+        edges = [(op, src, 2 + i // 2) for i, (op, src) in enumerate(getattr(self, cell))]
+        return {0: "c_{k-2}", 1: "c_{k-1}"}, edges, list(getattr(self, f"{cell}_concat"))
+
+
+def _derive_cell(weights: torch.Tensor, edge_ops: tuple[tuple[str, ...], ...]) -> tuple[Edge, ...]:
     """DARTS rule: per node, the 2 inputs whose strongest non-``none`` op is strongest."""
-    none = PRIMITIVES.index("none")
+    none = torch.tensor([[op == "none" for op in ops] for ops in edge_ops])
+    weights = weights.masked_fill(none, -1.0)
     edges: list[Edge] = []
     for node in range(STEPS):
-        rows = weights[[edge_index(src, node) for src in range(node + 2)]].clone()
-        rows[:, none] = -1.0
-        strength, best_op = rows.max(dim=1)
+        rows = [edge_index(src, node) for src in range(node + 2)]
+        strength, best_op = weights[rows].max(dim=1)
         # stable sort: ties go to the lower input index, as in the reference implementation
         order = sorted(range(node + 2), key=lambda src: -float(strength[src]))[:2]
-        edges += [(PRIMITIVES[int(best_op[src])], src) for src in order]
+        edges += [(edge_ops[rows[src]][int(best_op[src])], src) for src in order]
     return tuple(edges)
 
 
-def derive_genotype(alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor) -> Genotype:
-    """Discretizes alpha (each ``(14, 8)``) into a genotype."""
+def derive_genotype(alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor, space: str = "darts") -> Genotype:
+    """Discretizes alpha (each ``(14, ops)``) of a DARTS-family space into a genotype."""
+    cells = CELL_SPACES[space]
     with torch.no_grad():
         return Genotype(
-            normal=_derive_cell(F.softmax(alpha_normal.detach().float().cpu(), dim=-1)),
-            reduce=_derive_cell(F.softmax(alpha_reduce.detach().float().cpu(), dim=-1)),
+            normal=_derive_cell(F.softmax(alpha_normal.detach().float().cpu(), dim=-1), cells.normal_ops),
+            reduce=_derive_cell(F.softmax(alpha_reduce.detach().float().cpu(), dim=-1), cells.reduce_ops),
+            space=space,
         )
 
 
 def genotype_weights(genotype: Genotype, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """One-hot op weights ``(14, 8)`` per cell that select exactly the genotype's edges and ops."""
+    """One-hot op weights ``(14, ops)`` per cell that select exactly the genotype's edges and ops."""
+    space = CELL_SPACES[genotype.space]
 
-    def cell(edges: tuple[Edge, ...]) -> torch.Tensor:
-        w = torch.zeros(sum(2 + i for i in range(STEPS)), len(PRIMITIVES), device=device)
-        for i, (op, src) in enumerate(edges):
-            w[edge_index(src, i // 2), PRIMITIVES.index(op)] = 1.0
+    def cell(name: str) -> torch.Tensor:
+        w = torch.zeros(NUM_EDGES, space.num_ops, device=device)
+        for i, (op, src) in enumerate(getattr(genotype, name)):
+            row = edge_index(src, i // 2)
+            w[row, space.ops(name)[row].index(op)] = 1.0
         return w
 
-    return cell(genotype.normal), cell(genotype.reduce)
+    return cell("normal"), cell("reduce")
 
 
 # The cells found by DARTS (Liu et al., 2019), first and second order.
@@ -141,17 +169,3 @@ DARTS_V2 = Genotype(
             ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)),
 )
 BUILTIN_GENOTYPES: dict[str, Genotype] = {"DARTS_V1": DARTS_V1, "DARTS_V2": DARTS_V2}
-
-
-def load_genotype(spec: str | Path) -> Genotype:
-    """A built-in name (``DARTS_V2``) or the path of a genotype JSON file."""
-    if str(spec) in BUILTIN_GENOTYPES:
-        return BUILTIN_GENOTYPES[str(spec)]
-    path = Path(spec)
-    if not path.is_file():
-        raise GenotypeError(f"genotype {str(spec)!r} is neither a built-in ({', '.join(BUILTIN_GENOTYPES)}) nor a file")
-    try:
-        text = path.read_text()
-    except (UnicodeDecodeError, OSError) as exc:
-        raise GenotypeError(f"genotype file {str(path)!r} is not a readable JSON text file ({type(exc).__name__})") from None
-    return Genotype.from_json(text)

@@ -1,17 +1,20 @@
 """All mixed edges leaving one cell state, computed as one batched block.
 
-DARTS computes each of a cell's 14 edges as 8 separate ops. Here the ``k`` edges that read the
-same state are evaluated together, with the same maths:
+DARTS computes each of a cell's 14 edges as a separate sum of ops. Here the ``k`` edges that
+read the same state are evaluated together, with the same maths, for any candidate ops per edge:
 
 - ``none`` is never computed: it adds ``w_none * 0``. Its alpha still gets a gradient through
   the softmax that normalises the other weights.
 - max/avg pooling (+ BN) and the identity skip do not depend on the edge, so they run once
-  per state; each edge only weights them.
-- the four conv primitives keep per-edge weights but run as a few grouped/depthwise convs
-  over ``k * C`` channels; every edge has exactly the parameters of the reference ops.
-- a strided skip (FactorizedReduce) runs as two convs with ``k * C / 2`` output channels.
+  per state; each edge that offers them weights them.
+- each conv primitive keeps per-edge weights for the edges that offer it and runs as a few
+  grouped/depthwise convs over ``edges * C`` channels; every edge has exactly the parameters
+  of the reference ops and no others.
+- a strided skip (FactorizedReduce) runs as two convs with ``edges * C / 2`` output channels.
+- ``noise`` (RobustDARTS S4) draws N(0, 1) per edge.
 
-Tensors are laid out op-major then edge-major: ``(N, ops, k, C, H, W)``.
+Conv outputs are laid out pair-major: one ``C``-channel block per (conv op, edge) pair, ops in
+``CONV_OPS`` order and edges ascending within an op.
 """
 
 from __future__ import annotations
@@ -22,13 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sddarts.search_spaces.operations import CONV_SPECS, PRIMITIVES
+from sddarts.search_spaces.operations import CONV_SPECS
 
-CONV_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+CONV_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")  # separable ones first
 SEP_OPS = ("sep_conv_3x3", "sep_conv_5x5")
-_IDX = {name: i for i, name in enumerate(PRIMITIVES)}
-CONV_IDX = [_IDX[n] for n in CONV_OPS]
-SHARED_IDX = [_IDX["max_pool_3x3"], _IDX["avg_pool_3x3"], _IDX["skip_connect"]]
+SHARED_OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect")  # edge-independent at stride 1
 
 
 def _conv_weight(out_channels: int, in_per_group: int, kernel: int) -> nn.Parameter:
@@ -46,63 +47,101 @@ class _BN(nn.BatchNorm2d):
 
 
 class StateEdges(nn.Module):
-    """The ``k`` mixed edges that read one state, with stride ``stride``."""
+    """The mixed edges that read one state: ``edge_ops[e]`` are edge ``e``'s candidate ops, in
+    the order of its columns of ``op_weights``."""
 
-    def __init__(self, channels: int, k: int, stride: int):
+    def __init__(self, channels: int, edge_ops: list[tuple[str, ...]], stride: int):
         super().__init__()
-        c = channels
+        c, k = channels, len(edge_ops)
         self.c, self.k, self.stride = c, k, stride
-        self.dw1 = nn.ParameterList(_conv_weight(k * c, 1, CONV_SPECS[n][0]) for n in CONV_OPS)
-        self.pw1 = _conv_weight(4 * k * c, c, 1)
-        self.bn1 = _BN(4 * k * c)
-        self.dw2 = nn.ParameterList(_conv_weight(k * c, 1, CONV_SPECS[n][0]) for n in SEP_OPS)
-        self.pw2 = _conv_weight(2 * k * c, c, 1)
-        self.bn2 = _BN(2 * k * c)
-        self.bn_max = _BN(c)
-        self.bn_avg = _BN(c)
-        if stride == 2:
+        col = [{op: j for j, op in enumerate(ops)} for ops in edge_ops]
+        self.conv_ops = [op for op in CONV_OPS if any(op in ops for ops in edge_ops)]
+        self.sep_ops = [op for op in self.conv_ops if op in SEP_OPS]
+        self.edges = {op: [e for e in range(k) if op in col[e]] for op in (*CONV_OPS, *SHARED_OPS, "noise")}
+        pairs = [(op, e) for op in self.conv_ops for e in self.edges[op]]
+        n_sep = sum(len(self.edges[op]) for op in self.sep_ops)
+        self.n_pairs, self.n_sep = len(pairs), n_sep
+        self.dw1 = nn.ParameterList(_conv_weight(len(self.edges[op]) * c, 1, CONV_SPECS[op][0]) for op in self.conv_ops)
+        self.dw2 = nn.ParameterList(_conv_weight(len(self.edges[op]) * c, 1, CONV_SPECS[op][0]) for op in self.sep_ops)
+        if pairs:
+            self.pw1, self.bn1 = _conv_weight(len(pairs) * c, c, 1), _BN(len(pairs) * c)
+        if n_sep:
+            self.pw2, self.bn2 = _conv_weight(n_sep * c, c, 1), _BN(n_sep * c)
+        if self.edges["max_pool_3x3"]:
+            self.bn_max = _BN(c)
+        if self.edges["avg_pool_3x3"]:
+            self.bn_avg = _BN(c)
+        self.shared = [op for op in SHARED_OPS if self.edges[op] and not (op == "skip_connect" and stride == 2)]
+        skips = self.edges["skip_connect"]
+        if stride == 2 and skips:
             if c % 2:
                 raise ValueError(f"a reduction cell needs an even channel count (got {c})")
-            self.fr1 = _conv_weight(k * c // 2, c, 1)
-            self.fr2 = _conv_weight(k * c // 2, c, 1)
-            self.bn_fr = _BN(k * c)
+            self.fr1 = _conv_weight(len(skips) * c // 2, c, 1)
+            self.fr2 = _conv_weight(len(skips) * c // 2, c, 1)
+            self.bn_fr = _BN(len(skips) * c)
+        self._index("pair", [e for _, e in pairs], [col[e][op] for op, e in pairs])
+        for op in ("skip_connect", "noise"):
+            self._index(op, self.edges[op], [col[e][op] for e in self.edges[op]])
+        shared_col = [[col[e].get(op, 0) for op in self.shared] for e in range(k)]
+        shared_mask = [[float(op in col[e]) for op in self.shared] for e in range(k)]
+        self.register_buffer("shared_col", torch.tensor(shared_col, dtype=torch.long).view(k, -1), persistent=False)
+        self.register_buffer("shared_mask", torch.tensor(shared_mask).view(k, -1), persistent=False)
+
+    def _index(self, name: str, edges: list[int], cols: list[int]) -> None:
+        self.register_buffer(f"{name}_edge", torch.tensor(edges, dtype=torch.long), persistent=False)
+        self.register_buffer(f"{name}_col", torch.tensor(cols, dtype=torch.long), persistent=False)
+
+    def pair(self, op: str, edge: int) -> tuple[int, int]:
+        """(position of ``edge`` within ``op``'s channel block, index of the (op, edge) pair)."""
+        pos = self.edges[op].index(edge)
+        return pos, sum(len(self.edges[o]) for o in self.conv_ops[: self.conv_ops.index(op)]) + pos
 
     def forward(self, x: torch.Tensor, op_weights: torch.Tensor) -> torch.Tensor:
-        """``x``: (N, C, H, W); ``op_weights``: (k, 8). Returns (N, k, C, H', W')."""
+        """``x``: (N, C, H, W); ``op_weights``: (k, ops). Returns (N, k, C, H', W')."""
         k, c, s = self.k, self.c, self.stride
         n = x.shape[0]
         r = F.relu(x)
-        rk = r.repeat(1, k, 1, 1) if k > 1 else r
-        # first stage of the 4 conv primitives: depthwise per edge, then one grouped pointwise
-        mids = [
-            F.conv2d(rk, w, None, s, CONV_SPECS[name][1], CONV_SPECS[name][2], k * c)
-            for name, w in zip(CONV_OPS, self.dw1)
-        ]
-        y1 = self.bn1(F.conv2d(torch.cat(mids, 1), self.pw1, groups=4 * k))
+        h, w_ = (x.shape[-2] - 1) // s + 1, (x.shape[-1] - 1) // s + 1
+        out = x.new_zeros(n, k, c, h, w_)
+        if self.n_pairs:
+            out = out.index_add(1, self.pair_edge, self._convs(r) * op_weights[self.pair_edge, self.pair_col].view(1, -1, 1, 1, 1))
+        if self.shared:
+            ops = {"max_pool_3x3": lambda: self.bn_max(F.max_pool2d(x, 3, s, 1)),
+                   "avg_pool_3x3": lambda: self.bn_avg(F.avg_pool2d(x, 3, s, 1, count_include_pad=False)),
+                   "skip_connect": lambda: x}
+            stacked = torch.stack([ops[op]() for op in self.shared], 1).view(n, len(self.shared), -1)
+            w_shared = op_weights.gather(1, self.shared_col) * self.shared_mask
+            out = out + torch.matmul(w_shared, stacked).view(n, k, c, h, w_)
+        if s == 2 and len(self.skip_connect_edge):
+            m, half = len(self.skip_connect_edge), c // 2
+            a = F.conv2d(r, self.fr1, stride=2).view(n, m, half, h, w_)
+            b = F.conv2d(r[:, :, 1:, 1:], self.fr2, stride=2).view(n, m, half, h, w_)
+            fr = self.bn_fr(torch.cat([a, b], 2).view(n, m * c, h, w_)).view(n, m, c, h, w_)
+            weights = op_weights[self.skip_connect_edge, self.skip_connect_col].view(1, m, 1, 1, 1)
+            out = out.index_add(1, self.skip_connect_edge, fr * weights)
+        if len(self.noise_edge):
+            m = len(self.noise_edge)
+            noise = torch.randn(n, m, c, h, w_, device=x.device, dtype=x.dtype)
+            out = out.index_add(1, self.noise_edge, noise * op_weights[self.noise_edge, self.noise_col].view(1, m, 1, 1, 1))
+        return out
+
+    def _convs(self, r: torch.Tensor) -> torch.Tensor:
+        """Every (conv op, edge) pair's output on the relu'd input: (N, pairs, C, H', W')."""
+        c, s = self.c, self.stride
+        n = r.shape[0]
+        sizes = [len(self.edges[op]) for op in self.conv_ops]
+        # first stage of every conv primitive: depthwise per edge, then one grouped pointwise
+        mids = [F.conv2d(r.repeat(1, m, 1, 1) if m > 1 else r, w, None, s, CONV_SPECS[op][1], CONV_SPECS[op][2], m * c)
+                for op, w, m in zip(self.conv_ops, self.dw1, sizes)]
+        y1 = self.bn1(F.conv2d(torch.cat(mids, 1), self.pw1, groups=self.n_pairs))
         h, w_ = y1.shape[-2:]
-        # second stage of the two separable convs
-        r2 = F.relu(y1[:, : 2 * k * c])
-        mids2 = [
-            F.conv2d(r2[:, i * k * c : (i + 1) * k * c], wt, None, 1, CONV_SPECS[name][1], 1, k * c)
-            for i, (name, wt) in enumerate(zip(SEP_OPS, self.dw2))
-        ]
-        y2 = self.bn2(F.conv2d(torch.cat(mids2, 1), self.pw2, groups=2 * k))
-        convs = torch.cat([y2, y1[:, 2 * k * c :]], 1).view(n, 4, k, c, h, w_)
-        out = (convs * op_weights[:, CONV_IDX].t().reshape(1, 4, k, 1, 1, 1)).sum(1)
-        # edge-independent ops: computed once, weighted per edge
-        shared = [
-            self.bn_max(F.max_pool2d(x, 3, s, 1)),
-            self.bn_avg(F.avg_pool2d(x, 3, s, 1, count_include_pad=False)),
-        ]
-        if s == 1:
-            shared.append(x)
-            w_shared = op_weights[:, SHARED_IDX]
-        else:
-            w_shared = op_weights[:, SHARED_IDX[:2]]
-            half = c // 2
-            a = F.conv2d(r, self.fr1, stride=2).view(n, k, half, h, w_)
-            b = F.conv2d(r[:, :, 1:, 1:], self.fr2, stride=2).view(n, k, half, h, w_)
-            fr = self.bn_fr(torch.cat([a, b], 2).view(n, k * c, h, w_)).view(n, k, c, h, w_)
-            out = out + fr * op_weights[:, _IDX["skip_connect"]].view(1, k, 1, 1, 1)
-        stacked = torch.stack(shared, 1).view(n, len(shared), -1)
-        return out + torch.matmul(w_shared, stacked).view(n, k, c, h, w_)
+        if not self.n_sep:
+            return y1.view(n, self.n_pairs, c, h, w_)
+        # second stage of the separable convs (their pairs come first)
+        r2, start, mids2 = F.relu(y1[:, : self.n_sep * c]), 0, []
+        for op, wt in zip(self.sep_ops, self.dw2):
+            m = len(self.edges[op])
+            mids2.append(F.conv2d(r2[:, start * c:(start + m) * c], wt, None, 1, CONV_SPECS[op][1], 1, m * c))
+            start += m
+        y2 = self.bn2(F.conv2d(torch.cat(mids2, 1), self.pw2, groups=self.n_sep))
+        return torch.cat([y2, y1[:, self.n_sep * c:]], 1).view(n, self.n_pairs, c, h, w_)

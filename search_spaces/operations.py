@@ -1,4 +1,5 @@
-"""The 8 DARTS primitives as stand-alone modules (Liu et al., 2019, ``operations.py``).
+"""The DARTS primitives as stand-alone modules (Liu et al., 2019, ``operations.py``), plus
+RobustDARTS' ``noise`` (Zela et al., 2020).
 
 The discretized network uses these modules directly. The supernet computes the same maths in a
 batched form (``search_spaces/mixed.py``) and shares the parameter shapes defined here.
@@ -31,7 +32,11 @@ SHORT_NAMES: dict[str, str] = {
     "sep_conv_5x5": "sep5",
     "dil_conv_3x3": "dil3",
     "dil_conv_5x5": "dil5",
+    "noise": "noise",
 }
+
+# Operations without weights: what a collapsed cell is made of.
+PARAM_FREE: frozenset[str] = frozenset({"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "noise"})
 
 # (kernel, padding, dilation) of the conv primitives.
 CONV_SPECS: dict[str, tuple[int, int, int]] = {
@@ -103,6 +108,17 @@ class Zero(nn.Module):
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
+class Noise(nn.Module):
+    """RobustDARTS' ``noise`` op: ignores its input's values and outputs N(0, 1) of the output shape."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.randn_like(x[:, :, :: self.stride, :: self.stride])
+
+
 OPS: dict[str, Callable[[int, int, bool], nn.Module]] = {
     "none": lambda c, stride, affine: Zero(stride),
     "max_pool_3x3": lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
@@ -112,11 +128,12 @@ OPS: dict[str, Callable[[int, int, bool], nn.Module]] = {
     "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine),
     "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine),
     "dil_conv_5x5": lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine),
+    "noise": lambda c, stride, affine: Noise(stride),
 }
 
 
 def make_op(name: str, channels: int, stride: int, affine: bool = True) -> nn.Module:
     """Builds primitive ``name`` on ``channels`` channels."""
     if name not in OPS:
-        raise ValueError(f"unknown primitive {name!r}; choose one of {', '.join(PRIMITIVES)}")
+        raise ValueError(f"unknown primitive {name!r}; choose one of {', '.join(OPS)}")
     return OPS[name](channels, stride, affine)

@@ -1,8 +1,9 @@
-"""The DARTS search supernet: a stack of search cells over a continuous relaxation.
+"""The DARTS-family search supernet: a stack of search cells over a continuous relaxation.
 
-Architecture weights alpha live in the supernet as two ``(14, 8)`` parameters, one for normal
-and one for reduction cells. ``forward(x)`` uses ``softmax(alpha)``; ``forward(x, op_weights)``
-takes explicit op weights instead (for example the one-hot weights of a genotype).
+Architecture weights alpha live in the supernet as two ``(14, ops)`` parameters, one for normal
+and one for reduction cells, where ``ops`` is the number of candidate ops per edge of its space.
+``forward(x)`` uses ``softmax(alpha)``; ``forward(x, op_weights)`` takes explicit op weights
+instead (for example the one-hot weights of a genotype).
 """
 
 from __future__ import annotations
@@ -13,16 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sddarts.search_spaces.darts_space import DARTS, NUM_EDGES, STEPS, CellSpace, edge_index
+from sddarts.search_spaces.genotypes import Genotype, derive_genotype, genotype_weights
 from sddarts.search_spaces.mixed import StateEdges
-from sddarts.search_spaces.operations import PRIMITIVES, FactorizedReduce, ReLUConvBN
+from sddarts.search_spaces.operations import FactorizedReduce, ReLUConvBN
 
-STEPS = 4  # intermediate nodes per cell
-NUM_EDGES = sum(2 + i for i in range(STEPS))  # 14
-
-
-def edge_index(src: int, node: int) -> int:
-    """Index of the edge from state ``src`` into intermediate node ``node`` (DARTS ordering)."""
-    return sum(2 + i for i in range(node)) + src
+__all__ = ["NUM_EDGES", "STEPS", "Supernet", "edge_index", "reduction_layers"]
 
 
 def reduction_layers(layers: int) -> tuple[int, int]:
@@ -31,20 +28,20 @@ def reduction_layers(layers: int) -> tuple[int, int]:
 
 
 class SearchCell(nn.Module):
-    """A search cell: 2 inputs, 4 intermediate nodes, every edge a mixed op."""
+    """A search cell: 2 inputs, 4 intermediate nodes, every edge a mixed op over its candidates."""
 
-    def __init__(self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool):
+    def __init__(self, space: CellSpace, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool):
         super().__init__()
         self.reduction = reduction
+        edge_ops = space.ops("reduce" if reduction else "normal")
         self.pre0 = FactorizedReduce(c_pp, c, affine=False) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, affine=False)
         self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=False)
         self.states = nn.ModuleList()
         for src in range(STEPS + 1):  # states 0,1 are the inputs; state 2+i is node i
-            consumers = list(range(max(0, src - 1), STEPS))
+            rows = [edge_index(src, node) for node in range(max(0, src - 1), STEPS)]
             stride = 2 if reduction and src < 2 else 1
-            self.states.append(StateEdges(c, len(consumers), stride))
-            rows = torch.tensor([edge_index(src, node) for node in consumers])
-            self.register_buffer(f"rows{src}", rows, persistent=False)
+            self.states.append(StateEdges(c, [edge_ops[r] for r in rows], stride))
+            self.register_buffer(f"rows{src}", torch.tensor(rows), persistent=False)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, op_weights: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
@@ -68,13 +65,15 @@ class Alphas(nn.Module):
 
 
 class Supernet(nn.Module):
-    """The DARTS search network with alpha for normal and reduction cells."""
+    """The DARTS search network of a DARTS-family space, with alpha for normal and reduction cells."""
 
-    def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, in_channels: int = 3, stem_multiplier: int = 3):
+    def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, in_channels: int = 3,
+                 stem_multiplier: int = 3, space: CellSpace = DARTS):
         super().__init__()
         if layers < 3:
             raise ValueError(f"layers must be >= 3 so that both reduction cells exist (got {layers})")
         self.C, self.num_classes, self.layers, self.in_channels = C, num_classes, layers, in_channels
+        self.space = space
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
         c_pp, c_p, c_curr = c_curr, c_curr, C
@@ -84,11 +83,11 @@ class Supernet(nn.Module):
             reduction = i in reduction_layers(layers)
             if reduction:
                 c_curr *= 2
-            self.cells.append(SearchCell(c_pp, c_p, c_curr, reduction, reduction_prev))
+            self.cells.append(SearchCell(space, c_pp, c_p, c_curr, reduction, reduction_prev))
             reduction_prev = reduction
             c_pp, c_p = c_p, STEPS * c_curr
         self.classifier = nn.Linear(c_p, num_classes)
-        self.arch = Alphas(len(PRIMITIVES))
+        self.arch = Alphas(space.num_ops)
 
     ALPHA_NAMES = ("arch.normal", "arch.reduce")
 
@@ -112,8 +111,16 @@ class Supernet(nn.Module):
         """softmax(alpha) per edge, for normal and reduction cells."""
         return F.softmax(self.alpha_normal, dim=-1), F.softmax(self.alpha_reduce, dim=-1)
 
+    def derive(self) -> Genotype:
+        """The genotype alpha encodes now (DARTS' rule)."""
+        return derive_genotype(self.alpha_normal, self.alpha_reduce, self.space.name)
+
+    def genotype_weights(self, genotype: Genotype) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-hot op weights that select exactly ``genotype``'s edges and ops."""
+        return genotype_weights(genotype, self.alpha_normal.device)
+
     def forward(self, x: torch.Tensor, op_weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """Logits; ``op_weights`` (normal, reduce), each ``(14, 8)``, replace ``softmax(alpha)``."""
+        """Logits; ``op_weights`` (normal, reduce), each ``(14, ops)``, replace ``softmax(alpha)``."""
         w_normal, w_reduce = self.op_weights() if op_weights is None else op_weights
         s0 = s1 = self.stem(x)
         for cell in self.cells:

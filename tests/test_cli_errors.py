@@ -54,7 +54,13 @@ def _labels(entry):
 
 CASES = [  # (argv, or a function of the tmp folder giving it; what the one error line says)
     (["search", "--dataset", "mnist"], "dataset must be one of digits, cifar10, cifar100 (got 'mnist')"),
-    (["search", "--space", "nb201"], "space must be one of darts (got 'nb201')"),
+    (["search", "--space", "nb999"], "space must be one of darts, s1, s2, s3, s4, nb201 (got 'nb999')"),
+    (["search", "--space", "s2", "--early-stop", "sharpness", "--sharpness-every", "0"],
+     "early_stop sharpness needs sharpness_every >= 1"),
+    (["search", "--space", "darts", "--layers", "2"], "layers must be >= 3 for space darts (got 2)"),
+    (["evaluate", "--genotype", "DARTS_V2", "--layers", "2"], "layers must be >= 3 for a darts network (got 2)"),
+    (["evaluate", "--genotype", "|nor_conv_3x3~0|+|bogus~0|none~1|+|none~0|none~1|none~2|"],
+     "edge 0->2: unknown op 'bogus'"),
     (["search", "--vote-count", "-1"], "vote_count must be >= 0 and <= 64 (got -1)"),
     (["search", "--temperature", "0"], "temperature must be > 0 (got 0.0)"),
     (["search", "--train-portion", "1.5"], "train_portion must be > 0 and < 1 (got 1.5)"),

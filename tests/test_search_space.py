@@ -5,7 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from sddarts.search_spaces import BUILTIN_GENOTYPES, DiscreteNetwork, Genotype, PRIMITIVES, Supernet, derive_genotype
-from sddarts.search_spaces.genotypes import GenotypeError, genotype_weights, load_genotype
+from sddarts.search_spaces.darts_space import DARTS
+from sddarts.search_spaces.genotypes import GenotypeError, genotype_weights
+from sddarts.search_spaces.robust_darts import S1, S3
+from sddarts.search_spaces.spaces import load_genotype
 from sddarts.search_spaces.mixed import CONV_OPS, SEP_OPS
 from sddarts.search_spaces.network import count_flops, count_parameters
 from sddarts.search_spaces.operations import make_op
@@ -36,32 +39,37 @@ def _copy_reference_into(ref, net):
         for rc, nc in zip(ref.cells, net.cells):
             nc.pre0.load_state_dict(rc.preprocess0.state_dict())
             nc.pre1.load_state_dict(rc.preprocess1.state_dict())
+            edge_ops = net.space.ops("reduce" if nc.reduction else "normal")
             for src, block in enumerate(nc.states):
-                k, c = block.k, block.c
+                c = block.c
                 for e, node in enumerate(range(max(0, src - 1), STEPS)):
+                    names = edge_ops[edge_index(src, node)]
                     ops = rc._ops[edge_index(src, node)]._ops
-                    edge = slice(e * c, (e + 1) * c)
-                    for o, name in enumerate(CONV_OPS):
-                        op = ops[PRIMITIVES.index(name)]
-                        first = op[0] if name in SEP_OPS else op
-                        block.dw1[o][edge] = first[1].weight
-                        block.pw1[(o * k + e) * c:(o * k + e + 1) * c] = first[2].weight
-                        if name in SEP_OPS:
-                            s = SEP_OPS.index(name)
-                            block.dw2[s][edge] = op[1][1].weight
-                            block.pw2[(s * k + e) * c:(s * k + e + 1) * c] = op[1][2].weight
-                    if block.stride == 2:
-                        fr = ops[PRIMITIVES.index("skip_connect")]
-                        half = slice(e * c // 2, (e + 1) * c // 2)
-                        block.fr1[half] = fr.conv_1.weight
-                        block.fr2[half] = fr.conv_2.weight
+                    for name in names:
+                        op = ops[names.index(name)]
+                        if name in CONV_OPS:
+                            pos, pair = block.pair(name, e)
+                            o = block.conv_ops.index(name)
+                            first = op[0] if name in SEP_OPS else op
+                            block.dw1[o][pos * c:(pos + 1) * c] = first[1].weight
+                            block.pw1[pair * c:(pair + 1) * c] = first[2].weight
+                            if name in SEP_OPS:
+                                block.dw2[block.sep_ops.index(name)][pos * c:(pos + 1) * c] = op[1][1].weight
+                                block.pw2[pair * c:(pair + 1) * c] = op[1][2].weight
+                        elif name == "skip_connect" and block.stride == 2:
+                            pos = block.edges["skip_connect"].index(e)
+                            half = slice(pos * c // 2, (pos + 1) * c // 2)
+                            block.fr1[half] = op.conv_1.weight
+                            block.fr2[half] = op.conv_2.weight
 
 
-def test_batched_supernet_computes_exactly_the_reference_darts_maths():
+@pytest.mark.parametrize("space", [DARTS, S1, S3], ids=lambda s: s.name)
+def test_batched_supernet_computes_exactly_the_reference_darts_maths(space):
     from reference_darts import ReferenceNetwork
 
     torch.manual_seed(0)
-    ref, net = ReferenceNetwork(8, 10, 4, in_channels=3), Supernet(8, 10, 4, in_channels=3)
+    ref, net = ReferenceNetwork(8, 10, 4, in_channels=3, space=space), Supernet(8, 10, 4, in_channels=3, space=space)
+    assert sum(p.numel() for p in net.w_parameters()) == sum(p.numel() for n, p in ref.named_parameters() if "alphas" not in n)
     with torch.no_grad():
         ref.alphas_normal.normal_()
         ref.alphas_reduce.normal_()
@@ -121,7 +129,7 @@ def test_malformed_genotypes_get_clear_errors(text, needle):
 
 def test_genotype_rejects_unknown_op_and_bad_input_index():
     edges = list(BUILTIN_GENOTYPES["DARTS_V2"].normal)
-    with pytest.raises(GenotypeError, match="unknown op 'conv9'"):
+    with pytest.raises(GenotypeError, match="op 'conv9' is not offered on edge 0->2 of space darts"):
         Genotype(normal=tuple([("conv9", 0)] + edges[1:]), reduce=tuple(edges))
     with pytest.raises(GenotypeError, match=r"input 3 must be in \[0, 1\]"):
         Genotype(normal=tuple([("sep_conv_3x3", 3)] + edges[1:]), reduce=tuple(edges))

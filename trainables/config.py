@@ -12,8 +12,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from sddarts.search_spaces.spaces import SPACES as _SPACES
+
 DATASETS = ("digits", "cifar10", "cifar100")
-SPACES = ("darts",)
+SPACES = tuple(_SPACES)
 
 
 class ConfigError(ValueError):
@@ -57,7 +59,7 @@ class CommonConfig:
     loader_workers: int = param(0, "DataLoader worker processes per Train worker", ge=0, le=64)
     max_failures: int = param(2, "Train worker-group restarts from the last checkpoint before the run fails", ge=0, le=100)
     C: int = param(16, "initial channels", ge=2, le=1024)
-    layers: int = param(8, "cells in the network", ge=3, le=200)
+    layers: int = param(8, "cells in the network (nb201: cells per stage)", ge=1, le=200)
     grad_clip: float = param(5.0, "gradient-norm clip for the network weights (0 = off)", ge=0)
     weight_decay: float = param(3e-4, "weight decay of the network weights", ge=0)
     lr: float = param(0.025, "SGD learning rate of the network weights (cosine schedule)", gt=0)
@@ -111,7 +113,7 @@ class CommonConfig:
 class SearchConfig(CommonConfig):
     """An SD-DARTS search. Defaults follow DARTS (Liu et al., 2019) where it has one."""
 
-    space: str = param("darts", "search space", choices=SPACES)
+    space: str = param("darts", "search space: darts, RobustDARTS' s1-s4, NAS-Bench-201's cell (nb201)", choices=SPACES)
     holdout_portion: float = param(0.2, "share of the training split held out for selection: val_*, derived_val_acc, "
                                    "hessian_eig and proxy_acc are measured on it; neither w nor alpha trains on it", gt=0, lt=1)
     train_portion: float = param(0.5, "share of the rest of the training split that trains w; the remainder trains alpha", gt=0, lt=1)
@@ -128,6 +130,23 @@ class SearchConfig(CommonConfig):
     sharpness_batches: int = param(2, "held-out batches per sharpness measurement", ge=1)
     sharpness_iters: int = param(10, "power-iteration steps per sharpness measurement", ge=1)
     plot_every: int = param(0, "epochs between cell-diagram artifacts (0 = only at the end)", ge=0)
+    early_stop: str = param("none", "sharpness: stop when hessian_eig's local average grows by more than es_factor "
+                            "(DARTS-ES) and return the look-back genotype", choices=("none", "sharpness"))
+    es_window: int = param(5, "DARTS-ES: eigenvalue reports averaged in each local average", ge=1, le=1000)
+    es_factor: float = param(1.3, "DARTS-ES: stop when a local average exceeds the one es_lookback reports earlier "
+                             "by this factor", gt=0)
+    es_start_epoch: int = param(10, "DARTS-ES: the earliest epoch the look-back point may be", ge=0)
+    es_lookback: int = param(4, "DARTS-ES: reports between the compared local averages (the genotype returned is "
+                             "the earlier one's)", ge=1, le=1000)
+
+    def validate(self) -> "SearchConfig":
+        super().validate()
+        min_layers = _SPACES[self.space].min_layers
+        if self.layers < min_layers:
+            raise ConfigError(f"layers must be >= {min_layers} for space {self.space} (got {self.layers})")
+        if self.early_stop == "sharpness" and not self.sharpness_every:
+            raise ConfigError("early_stop sharpness needs sharpness_every >= 1 (the epochs between eigenvalue measurements)")
+        return self
 
     @property
     def distills(self) -> bool:
@@ -142,7 +161,7 @@ class EvalConfig(CommonConfig):
     epochs: int = param(600, "training epochs", ge=1, le=100_000)
     batch_size: int = param(96, "batch size per worker (the global batch is num_workers x this)", ge=1, le=65_536)
     C: int = param(36, "initial channels", ge=2, le=1024)
-    layers: int = param(20, "cells in the network", ge=3, le=200)
+    layers: int = param(20, "cells in the network (nb201: cells per stage)", ge=1, le=200)
     lr_min: float = param(0.0, "final learning rate of the cosine schedule", ge=0)
     auxiliary_weight: float = param(0.4, "weight of the auxiliary head's loss (0 = no auxiliary head)", ge=0)
     cutout: int = param(16, "cutout square side in pixels (0 = off)", ge=0)
@@ -166,4 +185,8 @@ EVAL_PRESETS: dict[str, dict[str, Any]] = {
     # DARTS' evaluation: one GPU, batch 96.
     "cifar10-darts": dict(dataset="cifar10", data_dir="data", C=36, layers=20, epochs=600, batch_size=96,
                           num_workers=1, cutout=16, drop_path=0.2, auxiliary_weight=0.4),
+    # NAS-Bench-201's training of a cell: N=5 cells per stage, C=16, 200 epochs, batch 256, lr 0.1, wd 5e-4.
+    "cifar10-nb201": dict(dataset="cifar10", data_dir="data", C=16, layers=5, epochs=200, batch_size=256,
+                          num_workers=1, lr=0.1, weight_decay=5e-4, lr_min=0.0, cutout=0, drop_path=0.0,
+                          auxiliary_weight=0.0),
 }

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 import ray.train.torch
-from sddarts.search_spaces import DiscreteNetwork, Genotype
+from sddarts.search_spaces import genotype_from_dict, get_space
 from sddarts.trainables.config import EvalConfig
 from sddarts.trainables.data import INFO, train_and_measure_splits
 from sddarts.trainables.epochs import Worker
@@ -21,10 +21,11 @@ from sddarts.trainables.measure import loss_and_accuracy
 from sddarts.trainables.runtime import make_loader, make_trainer
 
 
-def build_network(genotype: Genotype, cfg: EvalConfig) -> DiscreteNetwork:
+def build_network(genotype, cfg: EvalConfig) -> torch.nn.Module:
+    """The network ``genotype`` builds in its own space (``forward`` gives (logits, aux or None))."""
     info = INFO[cfg.dataset]
-    return DiscreteNetwork(genotype, cfg.C, info.num_classes, cfg.layers, info.in_channels,
-                           auxiliary=cfg.auxiliary_weight > 0, image_size=info.image_size)
+    return get_space(genotype.space).network(genotype, cfg.C, info.num_classes, cfg.layers, info.in_channels,
+                                             cfg.auxiliary_weight > 0, info.image_size)
 
 
 def measured_split(cfg: EvalConfig) -> str:
@@ -36,7 +37,7 @@ def measured_split(cfg: EvalConfig) -> str:
 def eval_loop_per_worker(config: dict[str, Any]) -> None:
     """One worker of an evaluation. ``config``: {"eval": EvalConfig dict, "genotype": dict, "run": {...}}."""
     cfg = EvalConfig.from_dict(config["eval"])
-    genotype = Genotype.from_dict(config["genotype"])
+    genotype = genotype_from_dict(config["genotype"])
     worker = Worker.start(config["run"], cfg.seed)
     train_ds, measure_ds = train_and_measure_splits(cfg.dataset, cfg.data_dir, cfg.holdout_portion, cfg.seed,
                                                     cfg.cutout, cfg.download and worker.rank == 0)
@@ -70,7 +71,7 @@ def eval_loop_per_worker(config: dict[str, Any]) -> None:
     worker.finish()
 
 
-def train_pass(model, net: DiscreteNetwork, loader: DataLoader, opt, cfg: EvalConfig, device) -> tuple[float, float]:
+def train_pass(model, net: torch.nn.Module, loader: DataLoader, opt, cfg: EvalConfig, device) -> tuple[float, float]:
     """One epoch of SGD with the auxiliary loss and gradient clipping; (loss, accuracy %) on this worker."""
     net.train()
     loss_sum = correct = n = 0.0
@@ -93,7 +94,7 @@ def train_pass(model, net: DiscreteNetwork, loader: DataLoader, opt, cfg: EvalCo
     return loss_sum / max(n, 1), 100 * correct / max(n, 1)
 
 
-def make_eval_trainer(cfg: EvalConfig, genotype: Genotype, run: dict[str, Any], storage_path: str):
+def make_eval_trainer(cfg: EvalConfig, genotype, run: dict[str, Any], storage_path: str):
     """The evaluation's TorchTrainer; ``run``: {name, tracking_uri, run_id}."""
     return make_trainer(eval_loop_per_worker, {"eval": cfg.to_dict(), "genotype": genotype.to_dict(), "run": run},
                         cfg, run["name"], storage_path)

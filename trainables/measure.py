@@ -4,14 +4,14 @@ entropy, and sharpness. BatchNorm uses batch statistics and leaves the running o
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from sddarts.search_spaces import Supernet
+from sddarts.search_spaces import PARAM_FREE, Supernet
 from sddarts.trainables.distributed import all_reduce_mean
 from sddarts.trainables.sharpness import dominant_eigenvalue
 
@@ -59,6 +59,18 @@ def alpha_entropy(net: Supernet) -> float:
     with torch.no_grad():
         p = torch.cat(list(net.op_weights()))
         return float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
+
+
+def collapse_stats(genotype, op_weights: Sequence[torch.Tensor]) -> dict[str, float]:
+    """How collapsed a search is: the share of parameter-free ops (skip, pooling, none, noise)
+    and the number of skip connections in the derived normal cell (nb201: its only cell), and the
+    mean over that cell's edges of the largest softmax(alpha) weight (1/ops: undecided, 1: one op)."""
+    ops = genotype.ops_of(genotype.cells[0])
+    with torch.no_grad():
+        top = op_weights[0].max(dim=-1).values
+    return {"param_free_share": sum(op in PARAM_FREE for op in ops) / len(ops),
+            "skip_count": float(sum(op == "skip_connect" for op in ops)),
+            "alpha_max_mean": float(top.mean())}
 
 
 def alpha_sharpness(net: Supernet, loader: DataLoader, device: torch.device, batches: int, iters: int,

@@ -13,16 +13,16 @@ import torch
 from torch.utils.data import DataLoader
 
 import ray.train.torch
-from sddarts.search_spaces import Genotype, Supernet, derive_genotype
-from sddarts.search_spaces.genotypes import genotype_weights
+from sddarts.search_spaces import genotype_from_json, get_space
 from sddarts.trainables.config import SearchConfig
 from sddarts.trainables.data import INFO, search_splits
 from sddarts.trainables.distributed import replica_drift, sync_buffers, world_size
 from sddarts.trainables.epochs import Worker
-from sddarts.trainables.measure import alpha_entropy, alpha_sharpness, supernet_accuracy
+from sddarts.trainables.early_stop import eigenvalue_reports, sharpness_stop
+from sddarts.trainables.measure import alpha_entropy, alpha_sharpness, collapse_stats, supernet_accuracy
 from sddarts.trainables.run_logger import RunLogger
 from sddarts.trainables.runtime import make_loader, make_trainer
-from sddarts.trainables.search_records import log_cell_pictures, log_genotype_and_alpha
+from sddarts.trainables.search_records import alpha_dict, log_cell_pictures, log_genotype_and_alpha
 from sddarts.trainables.search_step import SearchState, search_step
 
 
@@ -37,17 +37,22 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if cfg.distills and cfg.teacher_interval > steps and start == 0:
         worker.say(f"note: teacher_interval {cfg.teacher_interval} > {steps} steps per epoch: "
                    f"epoch 1 has no teacher (plain DARTS until step {cfg.teacher_interval})")
-    for epoch in range(start, cfg.epochs):
+    stopped = bool(state.history) and "es_returned_epoch" in state.history[-1]  # resumed after DARTS-ES stopped it
+    for epoch in range(start, cfg.epochs if not stopped else start):
         t0 = time.time()
         w_loader.sampler.set_epoch(epoch)
         a_loader.sampler.set_epoch(epoch)
         metrics = search_epoch(state, w_loader, a_loader, worker.device)
         metrics.update(measure(state, holdout, worker.device, epoch + 1))
+        state.genotypes[epoch + 1] = metrics["genotype_json"]
+        stopped = early_stop(state, metrics, worker)
         metrics.update(epoch_time_s=time.time() - t0, mlflow_run_id=worker.log.run_id)
         state.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         state.alpha_history.append(tuple(w.detach().cpu().numpy() for w in state.net.op_weights()))
         worker.record(epoch + 1, cfg.epochs, metrics, {"config": cfg.to_dict(), **state.state_dict()},
                       lambda log: log_epoch_records(log, cfg, metrics, state.net, epoch + 1))
+        if stopped:
+            break
     worker.finish()
 
 
@@ -64,7 +69,7 @@ def build_state(cfg: SearchConfig, worker: Worker) -> SearchState:
     """The supernet on this worker's device (w under DDP, alpha averaged by the alpha step), its
     optimisers and the teacher ring."""
     info = INFO[cfg.dataset]
-    net = Supernet(cfg.C, info.num_classes, cfg.layers, info.in_channels).to(worker.device)
+    net = get_space(cfg.space).supernet(cfg.C, info.num_classes, cfg.layers, info.in_channels).to(worker.device)
     model = net
     if worker.world > 1:
         torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(net, list(net.ALPHA_NAMES))
@@ -98,14 +103,16 @@ def search_epoch(state: SearchState, w_loader: DataLoader, a_loader: DataLoader,
 
 
 def measure(state: SearchState, holdout: DataLoader, device: torch.device, epoch: int) -> dict[str, Any]:
-    """Held-out figures of the supernet and of its current genotype, alpha's entropy, sharpness
-    when due, and (on several workers) how far the replicas and teachers drifted apart."""
+    """Held-out figures of the supernet and of its current genotype, alpha's entropy, the collapse
+    diagnostics, sharpness when due, and (on several workers) how far the replicas and teachers
+    drifted apart."""
     cfg, net = state.cfg, state.net
-    genotype = derive_genotype(*net.alphas())
+    genotype = net.derive()
     val_loss, val_acc = supernet_accuracy(net, holdout, device)
-    _, derived_acc = supernet_accuracy(net, holdout, device, genotype_weights(genotype, device))
+    _, derived_acc = supernet_accuracy(net, holdout, device, net.genotype_weights(genotype))
     metrics: dict[str, Any] = {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc, "derived_val_acc": derived_acc,
-                               "discretization_gap": val_acc - derived_acc, "alpha_entropy": alpha_entropy(net)}
+                               "discretization_gap": val_acc - derived_acc, "alpha_entropy": alpha_entropy(net),
+                               **collapse_stats(genotype, net.op_weights())}
     if world_size() > 1:
         metrics["replica_drift"] = replica_drift(net)
         metrics["teacher_drift"] = max([replica_drift(t) for t in state.ring.teachers] + [0.0])
@@ -116,12 +123,30 @@ def measure(state: SearchState, holdout: DataLoader, device: torch.device, epoch
     return metrics
 
 
-def log_epoch_records(log: RunLogger, cfg: SearchConfig, metrics: dict[str, Any], net: Supernet, epoch: int) -> None:
+def early_stop(state: SearchState, metrics: dict[str, Any], worker: Worker) -> bool:
+    """DARTS-ES (``--early-stop sharpness``): True when this epoch's eigenvalue ends the search;
+    the epoch's genotype is then the look-back epoch's and ``es_returned_epoch`` says which."""
+    cfg = state.cfg
+    if cfg.early_stop != "sharpness" or "hessian_eig" not in metrics:
+        return False
+    back = sharpness_stop(eigenvalue_reports(state.history + [metrics]), cfg.es_window, cfg.es_factor,
+                          cfg.es_start_epoch, cfg.es_lookback)
+    if back is None:
+        return False
+    genotype = genotype_from_json(state.genotypes[back])
+    metrics.update(es_stopped_epoch=metrics["epoch"], es_returned_epoch=back, genotype=genotype.short(),
+                   genotype_json=genotype.to_json(indent=None))
+    worker.say(f"DARTS-ES: hessian_eig's local average grew more than {cfg.es_factor}x since epoch {back}: "
+               f"stopping at epoch {metrics['epoch']} with epoch {back}'s genotype")
+    return True
+
+
+def log_epoch_records(log: RunLogger, cfg: SearchConfig, metrics: dict[str, Any], net, epoch: int) -> None:
     """The current genotype (``genotype.json`` and tag, rewritten each epoch) and alpha
     (``alpha.json``), and the cell pictures every ``plot_every`` epochs."""
-    genotype = Genotype.from_json(metrics["genotype_json"])
-    log_genotype_and_alpha(log, genotype, net.alpha_normal, net.alpha_reduce)
-    if cfg.plot_every and epoch % cfg.plot_every == 0 and epoch < cfg.epochs:
+    genotype = genotype_from_json(metrics["genotype_json"])
+    log_genotype_and_alpha(log, genotype, alpha_dict(dict(net.named_parameters())))
+    if cfg.plot_every and epoch % cfg.plot_every == 0 and epoch < cfg.epochs and "es_returned_epoch" not in metrics:
         log_cell_pictures(log, genotype, f"plots/epoch_{epoch:03d}")
 
 

@@ -11,19 +11,20 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sddarts.search_spaces import Genotype
+from sddarts.search_spaces import genotype_from_json, get_space
 from sddarts.trainables.run_logger import RunLogger
 from sddarts.trainables.runtime import STATE_FILE
 
 
-def log_cell_pictures(log: RunLogger, genotype: Genotype, folder: str) -> None:
-    """The normal and reduction cell pictures, PNG and SVG, under ``folder``: drawn by Graphviz
-    as DARTS draws them, or by matplotlib where Graphviz's ``dot`` is not installed."""
+def log_cell_pictures(log: RunLogger, genotype, folder: str) -> None:
+    """The pictures of the genotype's cells (normal and reduce; nb201: its one cell), PNG and
+    SVG, under ``folder``: drawn by Graphviz as DARTS draws them, or by matplotlib where
+    Graphviz's ``dot`` is not installed."""
     import matplotlib.pyplot as plt
 
     from sddarts.search_spaces import plot
 
-    for cell in ("normal", "reduce"):
+    for cell in genotype.cells:
         try:
             graph = plot.cell_graph(genotype, cell)
             png, svg = graph.pipe(format="png"), graph.pipe(format="svg", encoding="utf-8")
@@ -37,11 +38,22 @@ def log_cell_pictures(log: RunLogger, genotype: Genotype, folder: str) -> None:
         log.log_text(svg, f"{folder}/cell_{cell}.svg")
 
 
-def log_genotype_and_alpha(log: RunLogger, genotype: Genotype, alpha_normal, alpha_reduce) -> None:
-    """The current genotype (``genotype.json`` and the ``genotype`` tag) and alpha (``alpha.json``)."""
+def alpha_dict(state: dict[str, Any]) -> dict[str, Any]:
+    """alpha per cell (``normal``, ``reduce``; nb201: ``cell``) from a supernet's state dict."""
+    return {name[len("arch."):]: value for name, value in state.items() if name.startswith("arch.")}
+
+
+def log_genotype_and_alpha(log: RunLogger, genotype, alphas: dict[str, Any]) -> None:
+    """The current genotype (``genotype.json`` and the ``genotype`` tag) and alpha per cell
+    (``alpha.json``: ``alpha_<cell>`` and each edge's candidate ops ``ops_<cell>``)."""
+    space = get_space(genotype.space)
     log.set_tags({"genotype": genotype.short()})
     log.log_dict(genotype.to_dict(), "genotype.json")
-    log.log_dict({"alpha_normal": alpha_normal.tolist(), "alpha_reduce": alpha_reduce.tolist()}, "alpha.json")
+    record: dict[str, Any] = {"space": genotype.space}
+    for cell, alpha in alphas.items():
+        record[f"alpha_{cell}"] = alpha.tolist()
+        record[f"ops_{cell}"] = [list(ops) for ops in space.edge_ops(cell)]
+    log.log_dict(record, "alpha.json")
 
 
 def load_saved(checkpoint_dir: str) -> dict[str, Any]:
@@ -61,14 +73,20 @@ def log_search_records(log: RunLogger, checkpoint_dir: str) -> dict[str, Any]:
 
     saved = load_saved(checkpoint_dir)
     metrics = saved["metrics"]
-    genotype = Genotype.from_json(metrics["genotype_json"])
-    alpha_normal, alpha_reduce = saved["net"]["arch.normal"], saved["net"]["arch.reduce"]
-    log.set_tags({"records_epoch": saved["epoch"]})
-    log_genotype_and_alpha(log, genotype, alpha_normal, alpha_reduce)
+    genotype = genotype_from_json(metrics["genotype_json"])
+    space = get_space(genotype.space)
+    alphas = alpha_dict(saved["net"])
+    tags = {"records_epoch": saved["epoch"]}
+    if "es_returned_epoch" in metrics:
+        tags.update(es_stopped_epoch=metrics["es_stopped_epoch"], es_returned_epoch=metrics["es_returned_epoch"])
+    log.set_tags(tags)
+    log_genotype_and_alpha(log, genotype, alphas)
+    log.log_dict({str(e): genotype_from_json(g).short() for e, g in saved.get("genotypes", {}).items()}, "genotypes.json")
     log.log_file(os.path.join(checkpoint_dir, STATE_FILE), "checkpoint")
     log_cell_pictures(log, genotype, "plots")
-    log.log_figure(plot.alpha_heatmap(alpha_normal, alpha_reduce), "plots/alpha_heatmap.png")
-    log.log_figure(plot.alpha_evolution(saved["alpha_history"]), "plots/alpha_evolution.png")
+    ops = {cell: space.edge_ops(cell) for cell in alphas}
+    log.log_figure(plot.alpha_heatmap(alphas, ops), "plots/alpha_heatmap.png")
+    log.log_figure(plot.alpha_evolution(saved["alpha_history"], [ops[c] for c in alphas]), "plots/alpha_evolution.png")
     log.log_figure(plot.curves(saved["history"]), "plots/curves.png")
     plt.close("all")
     return metrics

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sddarts.search_spaces import Supernet
 from sddarts.trainables.architect import arch_step, first_order_grads, second_order_grads
 from sddarts.trainables.config import SearchConfig
 from sddarts.trainables.distill import TeacherRing, agreement, sd_loss
@@ -28,19 +27,20 @@ class SearchState:
     """Everything a search step reads and updates, and what a checkpoint saves of it."""
 
     cfg: SearchConfig
-    net: Supernet  # the bare supernet (alpha steps, teachers, checkpoints)
+    net: nn.Module  # the bare supernet of any space (alpha steps, teachers, checkpoints)
     model: nn.Module  # ``net``, wrapped in DDP when there are several workers (w steps)
     w_opt: torch.optim.Optimizer
     a_opt: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     ring: TeacherRing
-    shadow: Supernet | None = None  # second order: the virtually stepped copy
+    shadow: nn.Module | None = None  # second order: the virtually stepped copy
     step: int = 0
     history: list = field(default_factory=list)  # numeric metrics per epoch
-    alpha_history: list = field(default_factory=list)  # (softmax normal, softmax reduce) per epoch
+    alpha_history: list = field(default_factory=list)  # softmax(alpha) per cell, per epoch
+    genotypes: dict = field(default_factory=dict)  # epoch -> genotype JSON (DARTS-ES returns an earlier one)
 
     @classmethod
-    def create(cls, cfg: SearchConfig, net: Supernet, model: nn.Module | None = None) -> "SearchState":
+    def create(cls, cfg: SearchConfig, net: nn.Module, model: nn.Module | None = None) -> "SearchState":
         w_opt = torch.optim.SGD(net.w_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         a_opt = torch.optim.Adam(net.alphas(), lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
@@ -78,7 +78,8 @@ class SearchState:
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),
                 "a_opt": self.a_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "ring": self.ring.state_dict(), "history": self.history, "alpha_history": self.alpha_history}
+                "ring": self.ring.state_dict(), "history": self.history, "alpha_history": self.alpha_history,
+                "genotypes": self.genotypes}
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         self.net.load_state_dict(saved["net"])
@@ -89,6 +90,7 @@ class SearchState:
         self.step = saved["step"]
         self.history[:] = saved["history"]
         self.alpha_history[:] = saved["alpha_history"]
+        self.genotypes.update(saved.get("genotypes", {}))
 
 
 def search_step(state: SearchState, batch_w: Batch, batch_a: Batch) -> dict[str, float]:

@@ -1,0 +1,217 @@
+"""NAS-Bench-201's cell space (Dong and Yang, ICLR 2020): one cell type with 4 nodes and 6 edges,
+node ``j`` summing an op on every earlier node; ops none, skip_connect, nor_conv_1x1,
+nor_conv_3x3, avg_pool_3x3 (``nor_conv`` = ReLU-Conv-BN). The macro network: a 3x3 stem of C
+channels, three stages of N cells at C/2C/4C joined by stride-2 residual blocks, BN-ReLU, global
+pooling, linear. A genotype is written as the benchmark's architecture string,
+``|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|``.
+
+Here ``layers`` is N, the cells per stage (the benchmark uses N=5, C=16).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sddarts.search_spaces.operations import ReLUConvBN, Zero
+
+NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NODES = 4
+# (input node, output node) of each edge, in the benchmark's order: 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
+EDGES: tuple[tuple[int, int], ...] = tuple((src, dst) for dst in range(1, NODES) for src in range(dst))
+
+
+class GenotypeFormatError(ValueError):
+    """A NAS-Bench-201 architecture that is malformed (raised as GenotypeError by the space)."""
+
+
+def make_op(name: str, channels: int, affine: bool = True) -> nn.Module:
+    """A NAS-Bench-201 op on ``channels`` channels at stride 1."""
+    ops = {
+        "none": lambda: Zero(1),
+        "skip_connect": nn.Identity,
+        "nor_conv_1x1": lambda: ReLUConvBN(channels, channels, 1, 1, 0, affine),
+        "nor_conv_3x3": lambda: ReLUConvBN(channels, channels, 3, 1, 1, affine),
+        "avg_pool_3x3": lambda: nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+    }
+    if name not in ops:
+        raise ValueError(f"unknown NAS-Bench-201 op {name!r}; choose one of {', '.join(NB201_OPS)}")
+    return ops[name]()
+
+
+@dataclass(frozen=True)
+class NB201Genotype:
+    """One op per edge, in ``EDGES`` order."""
+
+    edges: tuple[str, ...]
+    space: str = "nb201"
+
+    cells = ("cell",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "edges", tuple(str(op) for op in self.edges))
+        if len(self.edges) != len(EDGES):
+            raise GenotypeFormatError(f"a NAS-Bench-201 cell needs {len(EDGES)} edges, got {len(self.edges)}")
+        for (src, dst), op in zip(EDGES, self.edges):
+            if op not in NB201_OPS:
+                raise GenotypeFormatError(f"edge {src}->{dst}: unknown op {op!r}; use one of {', '.join(NB201_OPS)}")
+
+    def arch_str(self) -> str:
+        """The benchmark's architecture string."""
+        groups = [[f"{op}~{src}" for (src, dst), op in zip(EDGES, self.edges) if dst == node] for node in range(1, NODES)]
+        return "+".join("|" + "|".join(g) + "|" for g in groups)
+
+    @classmethod
+    def from_arch_str(cls, text: str) -> "NB201Genotype":
+        nodes = text.strip().split("+")
+        if len(nodes) != NODES - 1:
+            raise GenotypeFormatError(f"NAS-Bench-201 string {text!r} needs {NODES - 1} node groups joined by '+'")
+        edges = []
+        for dst, group in enumerate(nodes, start=1):
+            entries = [e for e in group.strip("|").split("|")]
+            if [e.rpartition("~")[2] for e in entries] != [str(src) for src in range(dst)]:
+                raise GenotypeFormatError(f"node {dst} of {text!r} needs entries op~0 .. op~{dst - 1} in order")
+            edges += [e.rpartition("~")[0] for e in entries]
+        return cls(tuple(edges))
+
+    def short(self) -> str:
+        return self.arch_str()
+
+    def to_dict(self) -> dict:
+        return {"space": self.space, "arch": self.arch_str()}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NB201Genotype":
+        arch = data.get("arch")
+        if not isinstance(arch, str):
+            raise GenotypeFormatError("a NAS-Bench-201 genotype needs an 'arch' string like |nor_conv_3x3~0|+|...|")
+        return cls.from_arch_str(arch)
+
+    def ops_of(self, cell: str = "cell") -> list[str]:
+        return list(self.edges)
+
+    def graph(self, cell: str = "cell") -> tuple[dict[int, str], list[tuple[str, int, int]], list[int]]:
+        """For pictures: (input node, the (op, from, to) edges other than ``none``, output node)."""
+        return {0: "in (0)"}, [(op, src, dst) for (src, dst), op in zip(EDGES, self.edges) if op != "none"], [NODES - 1]
+
+
+def derive(alpha: torch.Tensor) -> NB201Genotype:
+    """The benchmark's DARTS rule: the strongest op of every edge, ``none`` included."""
+    with torch.no_grad():
+        return NB201Genotype(tuple(NB201_OPS[int(i)] for i in alpha.detach().float().cpu().argmax(dim=-1)))
+
+
+def one_hot(genotype: NB201Genotype, device: torch.device | str = "cpu") -> torch.Tensor:
+    w = torch.zeros(len(EDGES), len(NB201_OPS), device=device)
+    for e, op in enumerate(genotype.edges):
+        w[e, NB201_OPS.index(op)] = 1.0
+    return w
+
+
+class ResidualReduction(nn.Module):
+    """The stride-2 residual block between stages (the benchmark's ResNetBasicblock)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+class Cell(nn.Module):
+    """A cell: ``ops[e]`` are edge ``e``'s candidate ops (one op: a discrete cell)."""
+
+    def __init__(self, channels: int, ops: list[tuple[str, ...]], affine: bool):
+        super().__init__()
+        self.edges = nn.ModuleList(nn.ModuleList(make_op(op, channels, affine) for op in edge) for edge in ops)
+
+    def forward(self, x: torch.Tensor, op_weights: torch.Tensor | None = None) -> torch.Tensor:
+        nodes = [x]
+        for dst in range(1, NODES):
+            total = 0
+            for e, (src, d) in enumerate(EDGES):
+                if d != dst:
+                    continue
+                if op_weights is None:
+                    total = total + self.edges[e][0](nodes[src])
+                else:
+                    total = total + sum(w * op(nodes[src]) for w, op in zip(op_weights[e], self.edges[e]) if not isinstance(op, Zero))
+            nodes.append(total)
+        return nodes[-1]
+
+
+def _stages(C: int, N: int) -> list[tuple[int, bool]]:
+    """(channels, is a residual reduction) of every block after the stem."""
+    return [(C, False)] * N + [(2 * C, True)] + [(2 * C, False)] * N + [(4 * C, True)] + [(4 * C, False)] * N
+
+
+class _Macro(nn.Module):
+    """Stem, three stages of cells joined by residual reductions, BN-ReLU, pooling, linear."""
+
+    def __init__(self, C: int, num_classes: int, N: int, in_channels: int, cell_ops: list[tuple[str, ...]], affine: bool):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        self.blocks = nn.ModuleList()
+        c_prev = C
+        for c, reduce in _stages(C, N):
+            self.blocks.append(ResidualReduction(c_prev, c) if reduce else Cell(c, cell_ops, affine))
+            c_prev = c
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=False))
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    def logits(self, x: torch.Tensor, op_weights: torch.Tensor | None) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x, op_weights) if isinstance(block, Cell) else block(x)
+        return self.classifier(F.adaptive_avg_pool2d(self.lastact(x), 1).flatten(1))
+
+
+class NB201Supernet(_Macro):
+    """The search network: every edge a softmax(alpha)-weighted sum of the 5 ops; one alpha ``(6, 5)``."""
+
+    ALPHA_NAMES = ("arch.cell",)
+
+    def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 5, in_channels: int = 3):
+        super().__init__(C, num_classes, layers, in_channels, [NB201_OPS] * len(EDGES), affine=False)
+        self.arch = nn.ParameterDict({"cell": nn.Parameter(1e-3 * torch.randn(len(EDGES), len(NB201_OPS)))})
+
+    def alphas(self) -> list[nn.Parameter]:
+        return [self.arch["cell"]]
+
+    def w_parameters(self) -> Iterator[nn.Parameter]:
+        return (p for name, p in self.named_parameters() if not name.startswith("arch."))
+
+    def op_weights(self) -> tuple[torch.Tensor]:
+        return (F.softmax(self.arch["cell"], dim=-1),)
+
+    def derive(self) -> NB201Genotype:
+        return derive(self.arch["cell"])
+
+    def genotype_weights(self, genotype: NB201Genotype) -> tuple[torch.Tensor]:
+        return (one_hot(genotype, self.arch["cell"].device),)
+
+    def forward(self, x: torch.Tensor, op_weights: tuple[torch.Tensor] | None = None) -> torch.Tensor:
+        return self.logits(x, (self.op_weights() if op_weights is None else op_weights)[0])
+
+
+class NB201Network(_Macro):
+    """The network a NAS-Bench-201 genotype builds. ``forward`` returns ``(logits, None)``."""
+
+    def __init__(self, genotype: NB201Genotype, C: int = 16, num_classes: int = 10, layers: int = 5, in_channels: int = 3):
+        super().__init__(C, num_classes, layers, in_channels, [(op,) for op in genotype.edges], affine=True)
+        self.genotype = genotype
+        self.drop_path_prob = 0.0  # the benchmark trains without drop-path
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.logits(x, None), None
