@@ -25,7 +25,8 @@ from sddarts.platform.shell import command_name
 from sddarts.platform.cluster import connect
 from sddarts.platform.launch import RunOptions, add_run_flags, check_inputs
 from sddarts.platform.space import DEFAULT_SPACE, baseline_point, load_space, space_of, to_distributions
-from sddarts.platform.trials import OBJECTIVE, TRIAL_DRIVER_CPU, build_tuner, fit_tuner, max_concurrent, restore_tuner
+from sddarts.platform.trials import (OBJECTIVE, TRIAL_DRIVER_CPU, add_proxy_flags, build_tuner, fit_tuner, max_concurrent,
+                                     proxy_settings, restore_tuner)
 from sddarts.trainables.config import SEARCH_PRESETS, ConfigError, SearchConfig
 
 METRICS = {"derived_val_acc": "max", "val_acc": "max", "val_loss": "min", "discretization_gap": "min",
@@ -69,10 +70,7 @@ def add_parser(sub) -> None:
     g.add_argument("--max-concurrent", type=int, default=0, help="cap on trials at once (0: what the cluster holds)")
     g.add_argument("--metric", default="derived_val_acc", choices=sorted(METRICS),
                    help="per-epoch metric ASHA prunes on, and without --proxy-epochs what ranks the trials (default derived_val_acc)")
-    g.add_argument("--proxy-epochs", type=int, default=0, help="retrain each completed trial's genotype from scratch for "
-                   "N epochs and rank trials by its held-out accuracy, proxy_acc (0: off)")
-    g.add_argument("--proxy-C", type=int, default=0, help="proxy network channels (0: the search's C)")
-    g.add_argument("--proxy-layers", type=int, default=0, help="proxy network cells (0: the search's layers)")
+    add_proxy_flags(g)  # with --proxy-epochs, trials are ranked by proxy_acc
     g.add_argument("--evaluate-best", action="store_true", help="retrain the best genotype from scratch at the end")
     add_run_flags(p, "restore the interrupted sweep NAME (Tune's restore); finished trials are not rerun")
     p.set_defaults(func=cmd_sweep)
@@ -85,18 +83,16 @@ def _check_int(name: str, value: int, low: int) -> None:
 
 def sweep_options(args: argparse.Namespace, base: SearchConfig, space: dict[str, Any]) -> SweepOptions:
     """The sweep's settings from its flags, checked against the base config."""
-    for name, low in (("trials", 1), ("grace_period", 0), ("reduction_factor", 2), ("max_concurrent", 0),
-                      ("proxy_epochs", 0), ("proxy_C", 0), ("proxy_layers", 0)):
+    for name, low in (("trials", 1), ("grace_period", 0), ("reduction_factor", 2), ("max_concurrent", 0)):
         _check_int(name, getattr(args, name), low)
+    proxy = proxy_settings(args, base)
     grace = args.grace_period or math.ceil(base.epochs / 2)
     if args.asha and base.epochs > 1 and grace >= base.epochs:
         raise ConfigError(f"grace_period must be < epochs ({base.epochs}) so that ASHA has a rung (got {grace})")
-    if args.proxy_C % 2 or (args.proxy_layers and args.proxy_layers < 3):
-        raise ConfigError(f"proxy_C must be even and proxy_layers 0 or >= 3 (got {args.proxy_C}, {args.proxy_layers})")
     return SweepOptions(trials=args.trials, metric=args.metric, mode=METRICS[args.metric], seed=base.seed,
                         baseline=args.baseline, asha=args.asha and base.epochs > 1, grace_period=grace,
                         reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent,
-                        proxy_epochs=args.proxy_epochs, proxy_C=args.proxy_C, proxy_layers=args.proxy_layers, space=space)
+                        **proxy, space=space)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -11,13 +11,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
+from sddarts.platform.trials import ran_to_end  # noqa: E402
 
 TABLE_COLUMNS = ["epoch", "objective", "proxy_acc", "derived_val_acc", "val_acc", "discretization_gap", "hessian_eig",
                  "sd_loss", "teachers", "mlflow_run_id", "proxy_run_id", "genotype", "genotype_json"]
 
 
 def trials_table(results, params: list[str], epochs: int):
-    """One row per trial: its status (``completed``: ran all ``epochs``; ``stopped``: by the
+    """One row per trial: its status (``completed``: ran all ``epochs`` or stopped by DARTS-ES; ``stopped``: by the
     scheduler; ``error``), its sampled knobs and its last reported metrics."""
     import os
 
@@ -26,8 +27,7 @@ def trials_table(results, params: list[str], epochs: int):
     rows = []
     for result in results:
         metrics = result.metrics or {}
-        done = int(metrics.get("epoch", 0) or 0)
-        status = "error" if result.error else "completed" if done >= epochs else "stopped"
+        status = "error" if result.error else "completed" if ran_to_end(metrics, epochs) else "stopped"
         rows.append({"trial_id": metrics.get("trial_id", os.path.basename(str(result.path))), "status": status,
                      **{p: result.config.get(p, result.config.get("base", {}).get(p)) for p in params},
                      **{c: metrics.get(c) for c in TABLE_COLUMNS}, "_config": result.config})

@@ -14,7 +14,7 @@ from typing import Any
 
 from sddarts.platform import runs
 from sddarts.platform.launch import RunOptions
-from sddarts.trainables.config import EvalConfig, SearchConfig
+from sddarts.trainables.config import ConfigError, EvalConfig, SearchConfig
 
 TRIAL_DRIVER_CPU = 0.01  # a trial only drives its TorchTrainer; the workers reserve their own CPUs
 OBJECTIVE = "objective"  # reported once, by trials that completed: what the searcher learns from
@@ -29,6 +29,28 @@ def proxy_config(cfg: SearchConfig, epochs: int, C: int = 0, layers: int = 0) ->
               "gpus_per_worker", "loader_workers", "max_failures", "holdout_portion")
     return EvalConfig(**{k: getattr(cfg, k) for k in shared}, epochs=epochs, C=C or cfg.C, layers=layers or cfg.layers,
                       auxiliary_weight=0.0, cutout=0, drop_path=0.0).validate()
+
+
+def add_proxy_flags(group) -> None:
+    """``--proxy-epochs``, ``--proxy-C``, ``--proxy-layers``: the proxy retrain of each completed search."""
+    group.add_argument("--proxy-epochs", type=int, default=0, help="retrain each completed search's genotype from "
+                       "scratch for N epochs and report its held-out accuracy, proxy_acc (0: off)")
+    group.add_argument("--proxy-C", type=int, default=0, help="proxy network channels (0: the search's C)")
+    group.add_argument("--proxy-layers", type=int, default=0, help="proxy network cells (0: the search's layers)")
+
+
+def proxy_settings(args, base: SearchConfig) -> dict[str, int]:
+    """The proxy flags, checked against the base config's space."""
+    from sddarts.search_spaces import get_space
+
+    for name in ("proxy_epochs", "proxy_C", "proxy_layers"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"{name} must be >= 0 (got {getattr(args, name)})")
+    low = get_space(base.space).min_layers
+    if args.proxy_C % 2 or (args.proxy_layers and args.proxy_layers < low):
+        raise ConfigError(f"proxy_C must be even and proxy_layers 0 or >= {low} for space {base.space} "
+                          f"(got {args.proxy_C}, {args.proxy_layers})")
+    return {"proxy_epochs": args.proxy_epochs, "proxy_C": args.proxy_C, "proxy_layers": args.proxy_layers}
 
 
 def epoch_reports():
@@ -88,12 +110,19 @@ def latest_checkpoint(storage_path: str, name: str) -> "ray.train.Checkpoint | N
         return None
 
 
+def ran_to_end(result: dict[str, Any] | None, epochs: int) -> bool:
+    """A search that ended by itself: all ``epochs`` done, or stopped by DARTS-ES (which returns a
+    genotype), as opposed to stopped by the scheduler."""
+    result = result or {}
+    return int(result.get("epoch", 0) or 0) >= epochs or result.get("es_returned_epoch") is not None
+
+
 def trial_status(trial, epochs: int) -> str:
     """completed, stopped (by the scheduler), error, running or pending."""
     if trial.status == "ERROR":
         return "error"
     if trial.status == "TERMINATED":
-        return "completed" if int((trial.last_result or {}).get("epoch", 0)) >= epochs else "stopped"
+        return "completed" if ran_to_end(trial.last_result, epochs) else "stopped"
     return trial.status.lower()
 
 
@@ -148,7 +177,7 @@ def make_callback(ropts: RunOptions, experiment_id: str, parent_run_id: str, epo
     class TrialRuns(Callback):
         def on_trial_complete(self, iteration, trials, trial, **info):
             done = int((trial.last_result or {}).get("epoch", 0))
-            if done >= epochs:
+            if ran_to_end(trial.last_result, epochs):
                 finish(trial, "FINISHED", {})
                 show(trials, trial, "completed")
             else:

@@ -1,0 +1,83 @@
+"""Every space end to end: a search through Ray Train into MLflow with its pictures, DARTS-ES on a
+real run, and the evaluation and registry of a NAS-Bench-201 genotype."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from matplotlib import image
+from mlflow import MlflowClient
+
+from conftest import tiny_search
+from sddarts.platform.cli import main
+from sddarts.platform.launch import RunOptions
+from sddarts.platform.search import run_search
+from sddarts.search_spaces import genotype_from_json
+
+pytestmark = pytest.mark.ray
+
+
+def _search(space, tmp_path, uri, **overrides):
+    cfg = tiny_search(space=space, layers=1 if space == "nb201" else 3, **overrides)
+    return run_search(cfg, RunOptions(name=f"space-{space}", tracking_uri=uri, storage_path=str(tmp_path / "runs")))
+
+
+def _artifact(client, run_id, path, tmp_path):
+    return Path(client.download_artifacts(run_id, path, str(tmp_path)))
+
+
+@pytest.mark.parametrize("space", ["s1", "s4", "nb201"])
+def test_a_search_in_each_space_logs_its_genotype_diagnostics_and_pictures(space, ray_session, tmp_path, sqlite_uri):
+    out = _search(space, tmp_path, sqlite_uri, epochs=1)
+    client = MlflowClient(sqlite_uri)
+    run = client.get_run(out.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["space"] == space and run.data.params["space"] == space
+    logged = genotype_from_json(_artifact(client, out.run_id, "genotype.json", tmp_path).read_text())
+    assert logged == out.genotype and logged.space == space
+    for key in ("param_free_share", "skip_count", "alpha_max_mean"):
+        assert key in run.data.metrics, key
+    assert 0 <= run.data.metrics["param_free_share"] <= 1
+    alpha = json.loads(_artifact(client, out.run_id, "alpha.json", tmp_path).read_text())
+    cells = ("cell",) if space == "nb201" else ("normal", "reduce")
+    assert alpha["space"] == space and all(f"alpha_{c}" in alpha and f"ops_{c}" in alpha for c in cells)
+    for name in [f"plots/cell_{c}.png" for c in cells] + ["plots/alpha_heatmap.png", "plots/alpha_evolution.png", "plots/curves.png"]:
+        pixels = image.imread(_artifact(client, out.run_id, name, tmp_path))
+        assert pixels.ndim == 3 and min(pixels.shape[:2]) > 100 and float(np.std(pixels)) > 0.01, name
+
+
+def test_darts_es_stops_a_real_search_and_returns_the_look_back_genotype(ray_session, tmp_path, sqlite_uri):
+    """A constructed case: window 1, look-back 1, start epoch 0 and a factor of 1e-6 stop the search
+    at its second eigenvalue report whenever both are positive, so epoch 1's genotype is returned."""
+    out = _search("s2", tmp_path, sqlite_uri, epochs=4, sharpness_every=1, sharpness_iters=3, sharpness_batches=1,
+                  early_stop="sharpness", es_window=1, es_factor=1e-6, es_start_epoch=0, es_lookback=1)
+    client = MlflowClient(sqlite_uri)
+    eig = [m.value for m in sorted(client.get_metric_history(out.run_id, "hessian_eig"), key=lambda m: m.step)]
+    assert len(eig) == 2 and eig[0] > 0 and eig[1] > 0  # stopped after the second report, not at epoch 4
+    assert out.metrics["epoch"] == 2 and out.metrics["es_stopped_epoch"] == 2 and out.metrics["es_returned_epoch"] == 1
+    run = client.get_run(out.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["es_returned_epoch"] == "1" and run.data.tags["es_stopped_epoch"] == "2"
+    per_epoch = json.loads(_artifact(client, out.run_id, "genotypes.json", tmp_path).read_text())
+    returned = genotype_from_json(_artifact(client, out.run_id, "genotype.json", tmp_path).read_text())
+    assert returned.short() == per_epoch["1"] == out.genotype.short() == run.data.tags["genotype"]
+
+
+def test_nb201_genotype_is_described_evaluated_and_registered(ray_session, tmp_path, sqlite_uri, capsys):
+    search = _search("nb201", tmp_path, sqlite_uri, epochs=1)
+    assert main(["describe", search.run_id, "--tracking-uri", sqlite_uri]) == 0
+    out = capsys.readouterr().out
+    assert f"genotype (nb201): {search.genotype.arch_str()}" in out and "cifar10-nb201" in out
+    rc = main(["evaluate", "--search-run", search.run_id, "--C", "4", "--layers", "1", "--epochs", "1",
+               "--steps-per-epoch", "3", "--num-workers", "1", "--cpus-per-worker", "0.5", "--name", "nb-eval",
+               "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert rc == 0, out[-2000:]
+    assert "registered: models:/sddarts-nb201-digits/1" in out
+    client = MlflowClient(sqlite_uri)
+    assert client.get_model_version("sddarts-nb201-digits", "1").tags["genotype"] == search.genotype.arch_str()
+    import mlflow.pytorch
+
+    mlflow.set_tracking_uri(sqlite_uri)
+    assert mlflow.pytorch.load_model("models:/sddarts-nb201-digits/1")(torch.randn(3, 1, 8, 8)).shape == (3, 10)
