@@ -27,7 +27,7 @@ EPOCH_KEY = "epoch_time_s"  # logged once per epoch by every loop: which epochs 
 
 
 SHOWN = ("train_ce", "train_acc", "val_acc", "test_acc", "derived_val_acc", "discretization_gap", "hessian_eig",
-         "sd_loss", "epoch_time_s")  # what an epoch's progress line shows, where the loop has it
+         "param_free_share", "sd_loss", "epoch_time_s")  # what an epoch's progress line shows, where the loop has it
 
 
 def shown(metrics: dict[str, Any]) -> str:
