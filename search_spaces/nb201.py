@@ -18,16 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sddarts.search_spaces.genotypes import GenotypeError
 from sddarts.search_spaces.operations import ReLUConvBN, Zero
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NODES = 4
 # (input node, output node) of each edge, in the benchmark's order: 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
 EDGES: tuple[tuple[int, int], ...] = tuple((src, dst) for dst in range(1, NODES) for src in range(dst))
-
-
-class GenotypeFormatError(ValueError):
-    """A NAS-Bench-201 architecture that is malformed (raised as GenotypeError by the space)."""
 
 
 def make_op(name: str, channels: int, affine: bool = True) -> nn.Module:
@@ -56,10 +53,10 @@ class NB201Genotype:
     def __post_init__(self) -> None:
         object.__setattr__(self, "edges", tuple(str(op) for op in self.edges))
         if len(self.edges) != len(EDGES):
-            raise GenotypeFormatError(f"a NAS-Bench-201 cell needs {len(EDGES)} edges, got {len(self.edges)}")
+            raise GenotypeError(f"a NAS-Bench-201 cell needs {len(EDGES)} edges, got {len(self.edges)}")
         for (src, dst), op in zip(EDGES, self.edges):
             if op not in NB201_OPS:
-                raise GenotypeFormatError(f"edge {src}->{dst}: unknown op {op!r}; use one of {', '.join(NB201_OPS)}")
+                raise GenotypeError(f"edge {src}->{dst}: unknown op {op!r}; use one of {', '.join(NB201_OPS)}")
 
     def arch_str(self) -> str:
         """The benchmark's architecture string."""
@@ -70,12 +67,12 @@ class NB201Genotype:
     def from_arch_str(cls, text: str) -> "NB201Genotype":
         nodes = text.strip().split("+")
         if len(nodes) != NODES - 1:
-            raise GenotypeFormatError(f"NAS-Bench-201 string {text!r} needs {NODES - 1} node groups joined by '+'")
+            raise GenotypeError(f"NAS-Bench-201 string {text!r} needs {NODES - 1} node groups joined by '+'")
         edges = []
         for dst, group in enumerate(nodes, start=1):
             entries = [e for e in group.strip("|").split("|")]
             if [e.rpartition("~")[2] for e in entries] != [str(src) for src in range(dst)]:
-                raise GenotypeFormatError(f"node {dst} of {text!r} needs entries op~0 .. op~{dst - 1} in order")
+                raise GenotypeError(f"node {dst} of {text!r} needs entries op~0 .. op~{dst - 1} in order")
             edges += [e.rpartition("~")[0] for e in entries]
         return cls(tuple(edges))
 
@@ -92,7 +89,7 @@ class NB201Genotype:
     def from_dict(cls, data: dict) -> "NB201Genotype":
         arch = data.get("arch")
         if not isinstance(arch, str):
-            raise GenotypeFormatError("a NAS-Bench-201 genotype needs an 'arch' string like |nor_conv_3x3~0|+|...|")
+            raise GenotypeError("a NAS-Bench-201 genotype needs an 'arch' string like |nor_conv_3x3~0|+|...|")
         return cls.from_arch_str(arch)
 
     def ops_of(self, cell: str = "cell") -> list[str]:

@@ -15,7 +15,6 @@ from typing import Any, Callable, Union
 from torch import nn
 
 from sddarts.search_spaces import nb201
-from sddarts.search_spaces.darts_space import DARTS
 from sddarts.search_spaces.genotypes import BUILTIN_GENOTYPES as DARTS_BUILTINS
 from sddarts.search_spaces.genotypes import CELL_SPACES, Genotype, GenotypeError
 from sddarts.search_spaces.nb201 import NB201Genotype, NB201Network, NB201Supernet
@@ -55,18 +54,10 @@ def _nb201_network(genotype, C, num_classes, layers, in_channels, auxiliary=Fals
     return NB201Network(genotype, C, num_classes, layers, in_channels)
 
 
-def _nb201_from_dict(data: dict) -> NB201Genotype:
-    try:
-        return NB201Genotype.from_dict(data)
-    except nb201.GenotypeFormatError as exc:
-        raise GenotypeError(str(exc)) from None
-
-
 SPACES: dict[str, SearchSpace] = {name: _darts_family(name) for name in CELL_SPACES}
 SPACES["nb201"] = SearchSpace("nb201", "NAS-Bench-201's cell: 4 nodes, 6 edges, 5 ops; N cells per stage",
                               ("cell",), lambda cell: (nb201.NB201_OPS,) * len(nb201.EDGES), NB201Supernet,
-                              _nb201_network, _nb201_from_dict, min_layers=1)
-assert DARTS.name in SPACES
+                              _nb201_network, NB201Genotype.from_dict, min_layers=1)
 
 BUILTIN_GENOTYPES: dict[str, AnyGenotype] = dict(DARTS_BUILTINS)
 
@@ -105,7 +96,7 @@ def load_genotype(spec: str | Path) -> AnyGenotype:
     if str(spec) in BUILTIN_GENOTYPES:
         return BUILTIN_GENOTYPES[str(spec)]
     if str(spec).startswith("|") and "~" in str(spec):
-        return _nb201_from_dict({"arch": str(spec)})
+        return NB201Genotype.from_arch_str(str(spec))
     path = Path(spec)
     if not path.is_file():
         raise GenotypeError(f"genotype {str(spec)!r} is neither a built-in ({', '.join(BUILTIN_GENOTYPES)}) nor a file")
