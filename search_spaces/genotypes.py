@@ -85,18 +85,6 @@ class Genotype:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
-    @classmethod
-    def from_json(cls, text: str) -> "Genotype":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise GenotypeError(f"genotype is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise GenotypeError("genotype JSON is nested too deeply to be a genotype") from None
-        if not isinstance(data, dict):
-            raise GenotypeError(f"genotype JSON must be an object with keys normal, reduce (got {type(data).__name__})")
-        return cls.from_dict(data)
-
     def short(self) -> str:
         """A one-line form: ``N[sep3:0,sep3:1|...] R[max3:0,...]``, one ``|`` group per node."""
 

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from conftest import tiny_search, wait_for_free_cpus
 from sddarts.platform.launch import RunOptions
 from sddarts.platform.search import run_search
-from sddarts.search_spaces import Genotype
+from sddarts.search_spaces import Genotype, genotype_from_json
 
 pytestmark = pytest.mark.ray
 
@@ -46,7 +46,7 @@ def test_two_worker_search_keeps_ranks_identical_and_logs_one_run(ray_session, t
         assert [m.step for m in client.get_metric_history(out.run_id, key)] == [1, 2], key
     artifacts = {a.path for a in client.list_artifacts(out.run_id)}
     assert {"genotype.json", "alpha.json", "checkpoint"} <= artifacts
-    logged = Genotype.from_json(Path(client.download_artifacts(out.run_id, "genotype.json", str(tmp_path))).read_text())
+    logged = genotype_from_json(Path(client.download_artifacts(out.run_id, "genotype.json", str(tmp_path))).read_text())
     assert logged == out.genotype
     eig = client.get_metric_history(out.run_id, "hessian_eig")  # sharpness every epoch, averaged over workers
     assert [m.step for m in eig] == [1, 2] and all(np.isfinite(m.value) for m in eig)
