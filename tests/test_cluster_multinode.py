@@ -4,7 +4,6 @@ each), a job submitted with `ray job submit`, runs landing in a real `mlflow ser
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
