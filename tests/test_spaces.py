@@ -202,3 +202,17 @@ def test_darts_es_stops_on_a_rising_eigenvalue_and_returns_the_look_back_epoch()
     flat = [(e, 0.1) for e in range(2, 51, 2)]
     assert all(sharpness_stop(flat[:i], 5, 1.3, 10, 4) is None for i in range(1, len(flat) + 1))
     assert sharpness_stop([(e, 0.1 * 2 ** e) for e in range(1, 8)], 5, 1.3, start_epoch=100, lookback=4) is None
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_describe_sizes_a_genotype_of_every_space(name):
+    from sddarts.platform.registry import check_network, describe
+    from sddarts.trainables.config import EVAL_PRESETS, EvalConfig
+
+    torch.manual_seed(0)
+    genotype = get_space(name).supernet(4, 10, 3, 1).derive()
+    cfg = EvalConfig(**EVAL_PRESETS["digits-demo"])
+    check_network(genotype, cfg)
+    size = describe(genotype, cfg)
+    assert size["space"] == name and size["genotype"] == genotype.short()
+    assert size["params"] > 0 and size["flops"] > 0
