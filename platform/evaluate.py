@@ -38,6 +38,13 @@ def add_parser(sub) -> None:
     d.set_defaults(func=cmd_describe)
 
 
+def eval_preset(space: str, dataset: str = "cifar10") -> str:
+    """The evaluation preset for a genotype of ``space`` trained on ``dataset``."""
+    if dataset == "digits":
+        return "digits-demo"
+    return "cifar10-nb201" if space == "nb201" else "cifar10-darts"
+
+
 def _print_size(size: dict) -> None:
     print(f"genotype ({size['space']}): {size['genotype']}")
     print(f"params (without auxiliary head): {size['params']:,} ({size['params_m']:.2f}M)")
@@ -47,7 +54,7 @@ def _print_size(size: dict) -> None:
 def cmd_describe(args: argparse.Namespace) -> int:
     uri = runs.resolve_tracking_uri(args.tracking_uri or None)
     source = resolve_genotype(args.genotype, uri)
-    preset = args.preset or ("cifar10-nb201" if source.genotype.space == "nb201" else "cifar10-darts")
+    preset = args.preset or eval_preset(source.genotype.space)
     cfg = EvalConfig.from_dict(dict(EVAL_PRESETS[preset])).validate()
     check_network(source.genotype, cfg)
     cells = f"{cfg.layers} cells per stage" if source.genotype.space == "nb201" else f"{cfg.layers} cells"
@@ -128,8 +135,7 @@ def evaluate_best_of_sweep(summary: dict, sweep_opts: RunOptions) -> dict:
     """Retrains the sweep's best genotype with the evaluation preset of its dataset and attaches the
     result to the sweep's parent run."""
     best = summary["best"]
-    preset = ("digits-demo" if best["dataset"] == "digits" else
-              "cifar10-nb201" if best.get("space") == "nb201" else "cifar10-darts")
+    preset = eval_preset(best["space"], best["dataset"])
     values = dict(EVAL_PRESETS[preset], **{k: best[k] for k in ("dataset", "data_dir", "num_workers", "cpus_per_worker",
                                                                  "gpus_per_worker", "seed")})
     cfg = EvalConfig.from_dict(values).validate()

@@ -25,7 +25,6 @@ def _n(module: nn.Module) -> int:
 
 def _darts_family_params(space, C, layers, in_channels, classes):
     """The supernet's w, summed op by op from the stand-alone reference ops of every edge."""
-    cells = space if hasattr(space, "ops") else None
     total = in_channels * 3 * C * 9 + 2 * 3 * C  # stem conv + affine BN
     c_pp = c_p = 3 * C
     c, reduction_prev = C, False
@@ -34,7 +33,7 @@ def _darts_family_params(space, C, layers, in_channels, classes):
         c = 2 * c if reduction else c
         total += _n(FactorizedReduce(c_pp, c, affine=False)) if reduction_prev else c_pp * c
         total += c_p * c
-        edge_ops = cells.ops("reduce" if reduction else "normal")
+        edge_ops = space.ops("reduce" if reduction else "normal")
         for node in range(STEPS):
             for src in range(node + 2):
                 stride = 2 if reduction and src < 2 else 1
