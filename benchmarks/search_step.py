@@ -25,6 +25,7 @@ from reference_darts import ReferenceNetwork  # noqa: E402
 from sddarts.search_spaces import Supernet  # noqa: E402
 from sddarts.trainables.config import SearchConfig  # noqa: E402
 from sddarts.trainables.search_step import SearchState, search_step  # noqa: E402
+from sddarts.trainables.step_stats import StepStats  # noqa: E402
 
 
 def time_round_robin(fns: dict, warmup: int, steps: int, sync) -> dict[str, float]:
@@ -52,9 +53,9 @@ def ours(args, teachers: int):
     x = torch.randn(args.batch, args.channels, args.size, args.size, device=args.device)
     y = torch.randint(0, 10, (args.batch,), device=args.device)
     for _ in range(teachers):  # fill the ring
-        search_step(state, (x, y), (x, y))
+        search_step(state, (x, y), (x, y), StepStats())
     assert len(state.ring) == teachers
-    return lambda: search_step(state, (x, y), (x, y))
+    return lambda: search_step(state, (x, y), (x, y), StepStats())
 
 
 def reference(args):

@@ -19,6 +19,7 @@ from search_step import time_round_robin  # noqa: E402
 from sddarts.search_spaces import SPACES, get_space  # noqa: E402
 from sddarts.trainables.config import SearchConfig  # noqa: E402
 from sddarts.trainables.search_step import SearchState, search_step  # noqa: E402
+from sddarts.trainables.step_stats import StepStats  # noqa: E402
 
 
 def step_of(space: str, args):
@@ -29,7 +30,7 @@ def step_of(space: str, args):
     state = SearchState.create(cfg, net)
     x = torch.randn(args.batch, args.channels, args.size, args.size, device=args.device)
     y = torch.randint(0, 10, (args.batch,), device=args.device)
-    return (lambda: search_step(state, (x, y), (x, y))), sum(p.numel() for p in net.w_parameters())
+    return (lambda: search_step(state, (x, y), (x, y), StepStats())), sum(p.numel() for p in net.w_parameters())
 
 
 def main() -> None:

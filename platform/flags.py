@@ -37,7 +37,11 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type[CommonConfig], p
                         help=f"named defaults to start from; flags override them (default: {default_preset})")
     parser.set_defaults(preset_default=default_preset, config_overrides=dict(overrides or {}))
     shown = HELP_PRESET if HELP_PRESET in presets else default_preset  # `--preset X --help` shows X's values
-    defaults = cls.from_dict({**presets[shown], **(overrides or {})})
+    add_field_flags(group, cls, cls.from_dict({**presets[shown], **(overrides or {})}), shown)
+
+
+def add_field_flags(group, cls: type[CommonConfig], defaults: CommonConfig, shown: str) -> None:
+    """One flag per field of ``cls``, unset by default; its help shows ``defaults``' value."""
     for f in dataclasses.fields(cls):
         typ = _TYPES[f.type] if isinstance(f.type, str) else f.type
         help_text = f"{f.metadata['help']} [{allowed_range(cls, f.name)}; {shown}: {getattr(defaults, f.name)!r}]"
@@ -61,3 +65,19 @@ def config_from_args(cls: type[CommonConfig], presets: dict[str, dict], args: ar
         return cls.from_dict(values).validate()
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def field_overrides(cls: type[CommonConfig], text: str, what: str) -> dict[str, Any]:
+    """The config fields that the flags in ``text`` (``'--distill-on weights --sd-weight 0.5'``) set;
+    a bad flag or value raises ConfigError naming ``what``."""
+    import shlex
+
+    parser = argparse.ArgumentParser(prog=what, add_help=False, exit_on_error=False)
+    add_field_flags(parser, cls, cls(), "default")
+    try:
+        known, extra = parser.parse_known_args(shlex.split(text))
+    except (argparse.ArgumentError, ValueError) as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+    if extra:
+        raise ConfigError(f"{what}: unknown flag(s) {' '.join(extra)}; give config fields as flags, e.g. --sd-weight 0.5")
+    return vars(known)

@@ -40,3 +40,17 @@ def paired_test(a: dict[int, float], b: dict[int, float], level: float = 0.95) -
         result = stats.ttest_rel([b[s] for s in seeds], [a[s] for s in seeds])
         t, p = float(result.statistic), float(result.pvalue)
     return {"pairs": len(diffs), "diff": mean, "diff_low": low, "diff_high": high, "t": t, "p": p}
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of ``pvalues`` read together (NaNs stay NaN and do not count):
+    the i-th smallest of m becomes ``max over j <= i of min(1, (m - j + 1) * p_(j))``. Rejecting
+    where the adjusted value is below alpha keeps the family-wise error rate at alpha."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if p is not None and math.isfinite(p))
+    m = len(order)
+    out = [math.nan] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out

@@ -76,8 +76,9 @@ def search_trial(config: dict[str, Any]) -> None:
     from sddarts.platform.search import run_search
 
     sweep = config["sweep"]
-    sampled = {k: v for k, v in config.items() if k not in ("base", "sweep")}
-    cfg = SearchConfig.from_dict({**config["base"], **sampled})
+    sampled = {k: v for k, v in config.items() if k not in ("base", "sweep", "variant")}
+    variant = config.get("variant")  # a comparison's grid names a variant: overrides of the base config
+    cfg = SearchConfig.from_dict({**config["base"], **sweep.get("variants", {}).get(variant, {}), **sampled})
     if not cfg.distills:  # one canonical plain-DARTS config
         cfg = cfg.replace(sd_weight=0.0, vote_count=0)
     ctx = ray.tune.get_context()
@@ -85,7 +86,8 @@ def search_trial(config: dict[str, Any]) -> None:
                       experiment=sweep["experiment"], storage_path=sweep["storage_path"], resume=True)
     out = run_search(cfg, opts, parent_run_id=sweep["parent_run_id"], callbacks=[epoch_reports()],
                      extra_tags={"kind": "search", "sweep": sweep["name"], "trial_id": ctx.get_trial_id(),
-                                 "trial_name": ctx.get_trial_name()}, own_status=False)
+                                 "trial_name": ctx.get_trial_name(), **({"variant": variant} if variant else {})},
+                     own_status=False)
     final = dict(out.metrics)
     final[OBJECTIVE] = final.get(sweep["metric"])
     if sweep.get("proxy_epochs"):

@@ -1,71 +1,82 @@
 """The alpha step of DARTS' bilevel optimisation, first or second order (Liu et al., 2019).
 
 Gradients are taken only with respect to alpha (``torch.autograd.grad``), so the alpha step
-never computes weight gradients it would throw away, and then averaged across workers.
+never computes weight gradients it would throw away, and then averaged across workers. The
+second-order step's virtual step and finite-difference Hessian-vector product run as ``_foreach``
+operations with the scalars kept on the device: the step never waits for the device.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
 
 from sddarts.trainables.distributed import all_reduce_mean
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+class LossTerms(NamedTuple):
+    """A loss and its parts: the objective, the logits, the cross-entropy, the SD term (or None)."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor
+    ce: torch.Tensor
+    sd: torch.Tensor | None
 
 
-def first_order_grads(net: nn.Module, loss_fn: LossFn, x_val, y_val, t_val) -> list[torch.Tensor]:
-    """d L_val(w, alpha) / d alpha at the current w."""
-    return list(torch.autograd.grad(loss_fn(net, x_val, y_val, t_val), net.alphas()))
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, object], LossTerms]
+
+
+def first_order_grads(net: nn.Module, loss_fn: LossFn, x_val, y_val, t_val) -> tuple[list[torch.Tensor], LossTerms]:
+    """d L_val(w, alpha) / d alpha at the current w, and the terms of L_val."""
+    terms = loss_fn(net, x_val, y_val, t_val)
+    return list(torch.autograd.grad(terms.loss, net.alphas())), terms
 
 
 def second_order_grads(net: nn.Module, shadow: nn.Module, loss_fn: LossFn, batch_train, batch_val,
-                       eta: float, w_opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+                       eta: float, w_opt: torch.optim.Optimizer) -> tuple[list[torch.Tensor], LossTerms]:
     """DARTS' unrolled gradient: d L_val(w', alpha)/d alpha with w' = w - eta * grad L_train,
-    minus eta times the finite-difference Hessian-vector product."""
+    minus eta times the finite-difference Hessian-vector product; and the terms of L_val(w')."""
     x_t, y_t, t_t = batch_train
     x_v, y_v, t_v = batch_val
     weights = list(net.w_parameters())
     group = w_opt.param_groups[0]
-    momentum, wd = group["momentum"], group["weight_decay"]
-    grads = list(torch.autograd.grad(loss_fn(net, x_t, y_t, t_t), weights))
+    grads = list(torch.autograd.grad(loss_fn(net, x_t, y_t, t_t).loss, weights))
     all_reduce_mean(grads)  # the virtual step uses the averaged gradient, as the real w step does
-    with torch.no_grad():  # the virtual step w' into the shadow network
-        for w, g, s in zip(weights, grads, shadow.w_parameters()):
-            buf = w_opt.state.get(w, {}).get("momentum_buffer")
-            step = g + wd * w + (momentum * buf if buf is not None else 0.0)
-            s.copy_(w - eta * step)
-        for a, s in zip(net.alphas(), shadow.alphas()):
-            s.copy_(a)
-        for b, s in zip(net.buffers(), shadow.buffers()):
-            s.copy_(b)
+    with torch.no_grad():  # the virtual step w' = w - eta * (g + wd * w + momentum * buf) into the shadow
+        step = torch._foreach_add(grads, weights, alpha=group["weight_decay"])
+        bufs = [w_opt.state.get(w, {}).get("momentum_buffer") for w in weights]
+        for s, b in zip(step, bufs):
+            if b is not None:
+                s.add_(b, alpha=group["momentum"])
+        torch._foreach_copy_(list(shadow.w_parameters()), torch._foreach_add(weights, step, alpha=-eta))
+        torch._foreach_copy_(shadow.alphas(), net.alphas())
+        torch._foreach_copy_(list(shadow.buffers()), list(net.buffers()))
     shadow_alphas, shadow_weights = shadow.alphas(), list(shadow.w_parameters())
-    out = torch.autograd.grad(loss_fn(shadow, x_v, y_v, t_v), shadow_alphas + shadow_weights)
+    terms = loss_fn(shadow, x_v, y_v, t_v)
+    out = torch.autograd.grad(terms.loss, shadow_alphas + shadow_weights)
     d_alpha, d_w = out[: len(shadow_alphas)], list(out[len(shadow_alphas):])
     all_reduce_mean(d_w)  # one Hessian-vector direction on every worker
     hessian = _hessian_vector(net, loss_fn, x_t, y_t, t_t, d_w)
-    return [da - eta * h for da, h in zip(d_alpha, hessian)]
+    return torch._foreach_add(list(d_alpha), hessian, alpha=-eta), terms
 
 
 def _hessian_vector(net: nn.Module, loss_fn: LossFn, x, y, t, vector) -> list[torch.Tensor]:
     """(d/d alpha)(d/dw) L_train(w, alpha) . vector, by central differences with r = 0.01/|v|."""
     weights = list(net.w_parameters())
     saved = [w.detach().clone() for w in weights]
-    r = 0.01 / torch.cat([v.reshape(-1) for v in vector]).norm()
+    r = 0.01 / torch.linalg.vector_norm(torch.stack(torch._foreach_norm(vector)))  # a device scalar
+    scaled = torch._foreach_mul(vector, r)
     with torch.no_grad():
-        for w, v in zip(weights, vector):
-            w.add_(v, alpha=float(r))
-    g_plus = torch.autograd.grad(loss_fn(net, x, y, t), net.alphas())
+        torch._foreach_add_(weights, scaled)
+    g_plus = torch.autograd.grad(loss_fn(net, x, y, t).loss, net.alphas())
     with torch.no_grad():
-        for w, v in zip(weights, vector):
-            w.sub_(v, alpha=2 * float(r))
-    g_minus = torch.autograd.grad(loss_fn(net, x, y, t), net.alphas())
+        torch._foreach_sub_(weights, scaled, alpha=2)
+    g_minus = torch.autograd.grad(loss_fn(net, x, y, t).loss, net.alphas())
     with torch.no_grad():  # restore w exactly (add/sub/add is not an exact inverse in floating point)
-        for w, orig in zip(weights, saved):
-            w.copy_(orig)
-    return [(gp - gm) / (2 * r) for gp, gm in zip(g_plus, g_minus)]
+        torch._foreach_copy_(weights, saved)
+    return torch._foreach_div(torch._foreach_sub(list(g_plus), list(g_minus)), 2 * r)
 
 
 def arch_step(net: nn.Module, a_opt: torch.optim.Optimizer, grads: list[torch.Tensor]) -> None:

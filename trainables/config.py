@@ -126,9 +126,13 @@ class SearchConfig(CommonConfig):
     teacher_interval: int = param(50, "optimisation steps between teacher snapshots", ge=1, le=10_000_000)
     voting: str = param("soft", "how teachers vote: soft (mean probabilities) or hard (majority argmax)", choices=("soft", "hard"))
     distill_on: str = param("both", "which update gets the distillation term", choices=("both", "weights", "arch"))
+    teacher_bn: str = param("batch", "how teachers normalise: batch (the batch's statistics, as the student) or "
+                            "running (eval mode, the snapshot's running statistics)", choices=("batch", "running"))
     sharpness_every: int = param(0, "epochs between Hessian-eigenvalue (sharpness) measurements (0 = off)", ge=0)
     sharpness_batches: int = param(2, "held-out batches per sharpness measurement", ge=1)
-    sharpness_iters: int = param(10, "power-iteration steps per sharpness measurement", ge=1)
+    sharpness_iters: int = param(30, "cap on Lanczos steps (Hessian-vector products) per sharpness measurement", ge=1, le=10_000)
+    sharpness_tol: float = param(0.01, "sharpness: stop when the Ritz residual is below this share of the eigenvalue",
+                                 gt=0, lt=1)
     plot_every: int = param(0, "epochs between cell-diagram artifacts (0 = only at the end)", ge=0)
     early_stop: str = param("none", "sharpness: stop when hessian_eig's local average grows by more than es_factor "
                             "(DARTS-ES) and return the look-back genotype", choices=("none", "sharpness"))
@@ -173,13 +177,18 @@ class EvalConfig(CommonConfig):
 SEARCH_PRESETS: dict[str, dict[str, Any]] = {
     "digits-demo": dict(dataset="digits", C=8, layers=5, epochs=6, batch_size=32, arch_lr=3e-2,
                         teacher_interval=5, vote_count=2, sharpness_every=2, sharpness_batches=1,
-                        sharpness_iters=5, plot_every=0),
+                        plot_every=0),
     # Where plain DARTS fails on embedded data: NAS-Bench-201's cell (N=5 per stage) on digits. In
     # ~1 minute per search DARTS' derived cell fills with skip connections, its one-hot network falls
     # to chance on the held-out split and hessian_eig climbs. 1 worker of 0.99 CPU: two at a time on 2 CPUs.
     "collapse-demo": dict(dataset="digits", space="nb201", C=8, layers=5, epochs=20, batch_size=32, arch_lr=3e-3,
                           num_workers=1, cpus_per_worker=0.99, teacher_interval=10, vote_count=3,
-                          sharpness_every=2, sharpness_batches=1, sharpness_iters=5, plot_every=0),
+                          sharpness_every=2, sharpness_batches=1, plot_every=0),
+    # The DARTS cell family's collapse on embedded data: RobustDARTS' S3 (none, skip, sep_conv_3x3 per
+    # edge) on DARTS' macro network, C=8, 5 cells, digits; about a minute per search on one CPU.
+    "collapse-s3": dict(dataset="digits", space="s3", C=8, layers=5, epochs=20, batch_size=32, arch_lr=3e-3,
+                        num_workers=1, cpus_per_worker=0.99, teacher_interval=10, vote_count=3,
+                        sharpness_every=2, sharpness_batches=1, plot_every=0),
     # DARTS' search: one GPU, batch 64. More workers multiply the global batch (lr is not scaled).
     "cifar10-darts": dict(dataset="cifar10", data_dir="data", C=16, layers=8, epochs=50, batch_size=64,
                           num_workers=1, teacher_interval=100, vote_count=3, sharpness_every=5),

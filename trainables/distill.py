@@ -2,17 +2,27 @@
 
 Every ``teacher_interval`` optimisation steps a snapshot of the supernet (w and alpha) enters a
 ring that keeps the last ``vote_count`` snapshots. The teachers' softened probabilities are
-combined by voting, and ``sd_weight * T^2 * KL(p_teacher || p_student)`` joins the loss.
+combined by voting and join the loss: ``sd_weight * T^2 * KL(p_teacher || p_student)`` for a soft
+vote, ``sd_weight * CE(student, voted class)`` for a hard one.
+
+A teacher sees BatchNorm as the student does (``teacher_bn="batch"``, the default): the statistics
+of the batch it is given, its running statistics untouched. A snapshot identical to the student
+then gives an SD term of exactly 0, so the term measures how far the student moved since the
+snapshot, not the difference between BatchNorm's train and eval modes (``teacher_bn="running"``,
+eval-mode teachers, keeps that older behaviour for measuring it).
 """
 
 from __future__ import annotations
 
 import copy
 from collections import deque
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+TEACHER_BN = ("batch", "running")
 
 
 def soft_vote(probs: torch.Tensor) -> torch.Tensor:
@@ -37,11 +47,22 @@ VOTERS = {"soft": soft_vote, "hard": hard_vote}
 def sd_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
     """``T^2 * KL(p_teacher || p_student)``, batch mean, with the student softened at ``T``.
 
-    ``teacher_probs`` are already softened (and voted). Zero-probability teacher classes add
-    nothing, so hard-voting one-hots are fine.
-    """
+    ``teacher_probs`` are already softened (and voted). The T^2 keeps the gradient's size
+    independent of T for soft targets (Hinton et al., 2015)."""
     log_student = F.log_softmax(student_logits / temperature, dim=-1)
     return F.kl_div(log_student, teacher_probs, reduction="batchmean") * temperature**2
+
+
+def distill_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float,
+                 voting: str) -> torch.Tensor:
+    """The SD term of ``voting``. A soft vote: ``sd_loss`` at ``T``. A hard vote is a pseudo-label:
+    the cross-entropy of the unsoftened student against the voted class. Its gradient in the
+    logits, ``softmax(z) - onehot``, is the size of the cross-entropy's at any T; the KL at T times
+    T^2 would instead give ``T * (softmax(z/T) - onehot)``, T times larger, since a one-hot target
+    does not shrink with T the way a softened one does."""
+    if voting == "hard":
+        return F.cross_entropy(student_logits, teacher_probs.argmax(dim=-1))
+    return sd_loss(student_logits, teacher_probs, temperature)
 
 
 def agreement(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
@@ -49,21 +70,40 @@ def agreement(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torc
     return (student_logits.argmax(dim=-1) == teacher_probs.argmax(dim=-1)).float().mean()
 
 
+class TeacherOutput(NamedTuple):
+    """What the ring predicts for one batch: the voted probabilities and the newest teacher's own."""
+
+    voted: torch.Tensor
+    newest: torch.Tensor
+
+
+def _set_teacher_bn(teacher: nn.Module, teacher_bn: str) -> None:
+    """``batch``: BatchNorm normalises with the batch's statistics and never updates its running
+    ones (train mode without tracking); ``running``: eval mode, the snapshot's running statistics."""
+    teacher.train(teacher_bn == "batch")
+    for m in teacher.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.track_running_stats = teacher_bn == "running"
+
+
 class TeacherRing:
     """The last ``vote_count`` snapshots of the supernet, taken every ``teacher_interval`` steps.
 
-    Teachers are inference-mode snapshots: eval-mode BatchNorm with the running statistics the
-    supernet had at snapshot time, no autograd. They never change BatchNorm statistics, each
-    costs one inference forward, and since a teacher's output for a sample does not depend on
-    the rest of the batch, the w- and alpha-batches share one forward.
+    Teachers run without autograd and never change BatchNorm statistics. With ``teacher_bn``
+    ``batch`` a teacher's output depends on the batch (as the student's does), so each batch gets
+    its own forward. Snapshots are copied into the ring's preallocated modules once it is full.
     """
 
-    def __init__(self, vote_count: int, teacher_interval: int, voting: str = "soft"):
+    def __init__(self, vote_count: int, teacher_interval: int, voting: str = "soft", teacher_bn: str = "batch"):
         if voting not in VOTERS:
             raise ValueError(f"voting must be one of {', '.join(VOTERS)} (got {voting!r})")
-        self.vote_count, self.teacher_interval, self.voting = vote_count, teacher_interval, voting
+        if teacher_bn not in TEACHER_BN:
+            raise ValueError(f"teacher_bn must be one of {', '.join(TEACHER_BN)} (got {teacher_bn!r})")
+        self.vote_count, self.teacher_interval = vote_count, teacher_interval
+        self.voting, self.teacher_bn = voting, teacher_bn
         self.teachers: deque[nn.Module] = deque(maxlen=max(vote_count, 1))
         self.snapshot_steps: deque[int] = deque(maxlen=max(vote_count, 1))
+        self.fresh = False  # a snapshot not yet compared with the student (``snapshot_kl``)
 
     def __len__(self) -> int:
         return len(self.teachers) if self.vote_count > 0 else 0
@@ -72,34 +112,36 @@ class TeacherRing:
         """Whether a snapshot is due after optimisation step ``step`` (1-based)."""
         return self.vote_count > 0 and step % self.teacher_interval == 0
 
-    def maybe_snapshot(self, step: int, model: nn.Module) -> bool:
-        """After optimisation step ``step``: snapshot ``model`` if the interval is due."""
-        if not self.due(step):
-            return False
-        self.add(model, step)
-        return True
-
     def add(self, model: nn.Module, step: int) -> None:
-        teacher = copy.deepcopy(model).eval()
-        for p in teacher.parameters():
-            p.grad = None
-        teacher.requires_grad_(False)
+        """Snapshots ``model`` (w, alpha and BatchNorm buffers) as the newest teacher."""
+        if len(self.teachers) == self.teachers.maxlen:  # reuse the oldest teacher's memory
+            teacher = self.teachers.popleft()
+            self.snapshot_steps.popleft()
+            with torch.no_grad():
+                for mine, theirs in zip(teacher.state_dict().values(), model.state_dict().values()):
+                    mine.copy_(theirs)
+        else:
+            teacher = copy.deepcopy(model)
+            for p in teacher.parameters():
+                p.grad = None
+            teacher.requires_grad_(False)
+            _set_teacher_bn(teacher, self.teacher_bn)
         self.teachers.append(teacher)
         self.snapshot_steps.append(step)
+        self.fresh = True
 
-    def predict(self, x: torch.Tensor, temperature: float) -> torch.Tensor | None:
-        """The voted, softened teacher probabilities for ``x``, or None while the ring is empty."""
+    def predict(self, x: torch.Tensor, temperature: float) -> TeacherOutput | None:
+        """The voted and the newest teacher's softened probabilities for ``x``, or None while the
+        ring is empty."""
         if not len(self):
             return None
-        return self._vote(x, temperature).clone()  # out of inference mode: usable in the loss
-
-    @torch.inference_mode()
-    def _vote(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
-        probs = torch.stack([F.softmax(t(x) / temperature, dim=-1) for t in self.teachers])
-        return VOTERS[self.voting](probs)
+        with torch.no_grad():
+            probs = torch.stack([F.softmax(t(x) / temperature, dim=-1) for t in self.teachers])
+            return TeacherOutput(VOTERS[self.voting](probs), probs[-1])
 
     def state_dict(self) -> dict:
-        return {"steps": list(self.snapshot_steps), "teachers": [t.state_dict() for t in self.teachers]}
+        return {"steps": list(self.snapshot_steps), "teachers": [t.state_dict() for t in self.teachers],
+                "fresh": self.fresh}
 
     def load_state_dict(self, state: dict, template: nn.Module) -> None:
         """Rebuilds the ring from ``state``, using ``template`` for the module structure."""
@@ -108,3 +150,4 @@ class TeacherRing:
         for step, weights in zip(state["steps"], state["teachers"]):
             self.add(template, step)
             self.teachers[-1].load_state_dict(weights)
+        self.fresh = bool(state.get("fresh", False))

@@ -13,17 +13,23 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def all_reduce_mean(tensors: list[torch.Tensor]) -> None:
-    """Averages tensors in place across the data-parallel workers."""
+def all_reduce_sum(tensors: list[torch.Tensor], mean: bool = False) -> None:
+    """Sums (``mean``: averages) tensors in place across the data-parallel workers, in one collective."""
     if world_size() == 1 or not tensors:
         return
     flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat)
-    flat /= dist.get_world_size()
+    if mean:
+        flat /= dist.get_world_size()
     offset = 0
     for t in tensors:
         t.copy_(flat[offset: offset + t.numel()].view_as(t))
         offset += t.numel()
+
+
+def all_reduce_mean(tensors: list[torch.Tensor]) -> None:
+    """Averages tensors in place across the data-parallel workers."""
+    all_reduce_sum(tensors, mean=True)
 
 
 def sync_buffers(model: nn.Module) -> None:

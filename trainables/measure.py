@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from sddarts.search_spaces import PARAM_FREE, Supernet
 from sddarts.trainables.distributed import all_reduce_mean
-from sddarts.trainables.sharpness import dominant_eigenvalue
+from sddarts.trainables.sharpness import Eigen, top_eigenvalue
 
 
 @contextlib.contextmanager
@@ -73,13 +73,13 @@ def collapse_stats(genotype, op_weights: Sequence[torch.Tensor]) -> dict[str, fl
             "alpha_max_mean": float(top.mean())}
 
 
-def alpha_sharpness(net: Supernet, loader: DataLoader, device: torch.device, batches: int, iters: int,
-                    seed: int) -> float:
-    """Dominant Hessian eigenvalue of the held-out loss w.r.t. alpha on the first ``batches`` batches."""
+def alpha_sharpness(net: Supernet, loader: DataLoader, device: torch.device, batches: int, max_iters: int,
+                    tol: float, seed: int) -> Eigen:
+    """Top Hessian eigenvalue of the held-out loss w.r.t. alpha on the first ``batches`` batches."""
     data = [b for _, b in zip(range(batches), loader)]
 
     def loss() -> torch.Tensor:
         return sum(F.cross_entropy(net(x.to(device)), y.to(device)) for x, y in data) / len(data)
 
     with frozen_bn_stats(net):
-        return dominant_eigenvalue(loss, net.alphas(), iters, seed=seed)
+        return top_eigenvalue(loss, net.alphas(), max_iters, tol, seed=seed)

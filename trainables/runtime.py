@@ -56,9 +56,13 @@ def set_rng_state(rng: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def make_loader(ds: Dataset, cfg: CommonConfig, rank: int, world: int, shuffle: bool = True) -> DataLoader:
-    """A loader over this worker's shard, reshuffled per epoch (``sampler.set_epoch``) with the config's seed."""
-    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=shuffle, seed=cfg.seed, drop_last=shuffle)
+def make_loader(ds: Dataset, cfg: CommonConfig, rank: int, world: int, shuffle: bool = True,
+                stream: int = 0) -> DataLoader:
+    """A loader over this worker's shard, reshuffled per epoch (``sampler.set_epoch``) from the
+    config's seed; loaders of different ``stream`` draw independent orders (the sampler seeds
+    ``seed + stream * 2**32``, so no epoch of one stream repeats another's)."""
+    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=shuffle, seed=cfg.seed + stream * 2**32,
+                                 drop_last=shuffle)
     return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.loader_workers,
                       drop_last=shuffle, pin_memory=torch.cuda.is_available())
 

@@ -24,6 +24,7 @@ from sddarts.trainables.run_logger import RunLogger
 from sddarts.trainables.runtime import make_loader, make_trainer
 from sddarts.trainables.search_records import alpha_dict, log_cell_pictures, log_genotype_and_alpha
 from sddarts.trainables.search_step import SearchState, search_step
+from sddarts.trainables.step_stats import StepStats
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -61,7 +62,7 @@ def search_loaders(cfg: SearchConfig, worker: Worker) -> tuple[DataLoader, DataL
     splits = search_splits(cfg.dataset, cfg.data_dir, cfg.train_portion, cfg.holdout_portion, cfg.seed,
                            cfg.download and worker.rank == 0)
     return (make_loader(splits.w_train, cfg, worker.rank, worker.world),
-            make_loader(splits.alpha_train, cfg, worker.rank, worker.world),
+            make_loader(splits.alpha_train, cfg, worker.rank, worker.world, stream=1),  # its own order
             make_loader(splits.holdout, cfg, worker.rank, worker.world, shuffle=False))
 
 
@@ -78,27 +79,27 @@ def build_state(cfg: SearchConfig, worker: Worker) -> SearchState:
 
 
 def search_epoch(state: SearchState, w_loader: DataLoader, a_loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """One epoch of bilevel steps; the training figures (``train_ce`` is the cross-entropy alone,
-    ``train_loss`` adds the distillation term)."""
+    """One epoch of bilevel steps; the training figures over all workers (``train_ce`` is the
+    cross-entropy alone, ``train_loss`` adds the distillation term; ``sd_loss``/``agreement`` of
+    the w step and ``sd_loss_arch``/``agreement_arch`` of the alpha step where the SD term applies;
+    ``snapshot_kl``, the mean KL of each new teacher against the student at its first use)."""
     cfg = state.cfg
-    totals: dict[str, float] = {}
+    stats = StepStats()
     for i, (bw, ba) in enumerate(zip(w_loader, a_loader)):
         if cfg.steps_per_epoch and i >= cfg.steps_per_epoch:
             break
-        stats = search_step(state, tuple(t.to(device, non_blocking=True) for t in bw),
-                            tuple(t.to(device, non_blocking=True) for t in ba))
-        totals["sd_n"] = totals.get("sd_n", 0.0) + (stats["n"] if "sd_loss" in stats else 0.0)
-        for k, v in stats.items():
-            totals[k] = totals.get(k, 0.0) + v
+        search_step(state, tuple(t.to(device, non_blocking=True) for t in bw),
+                    tuple(t.to(device, non_blocking=True) for t in ba), stats)
     state.scheduler.step()
     sync_buffers(state.net)  # every replica, and so rank 0's checkpoint, holds the same statistics
-    n = totals["n"]
-    metrics = {"step": state.step, "train_ce": totals["ce"] / n, "train_loss": totals["loss"] / n,
-               "train_acc": 100 * totals["correct"] / n, "teachers": len(state.ring),
+    totals = stats.totals(device)
+    metrics = {"step": state.step, "train_ce": stats.mean(totals, "ce"), "train_loss": stats.mean(totals, "loss"),
+               "train_acc": 100 * stats.mean(totals, "correct"), "teachers": len(state.ring),
                "lr": state.scheduler.get_last_lr()[0]}
-    if totals["sd_n"]:
-        metrics["sd_loss"] = totals["sd_loss"] / totals["sd_n"]
-        metrics["agreement"] = totals["agreement"] / totals["sd_n"]
+    for key, count in (("sd_loss", "sd_n"), ("agreement", "sd_n"), ("sd_loss_arch", "sd_n_arch"),
+                       ("agreement_arch", "sd_n_arch"), ("snapshot_kl", "snapshots")):
+        if key in totals:
+            metrics[key] = stats.mean(totals, key, count)
     return metrics
 
 
@@ -117,8 +118,9 @@ def measure(state: SearchState, holdout: DataLoader, device: torch.device, epoch
         metrics["replica_drift"] = replica_drift(net)
         metrics["teacher_drift"] = max([replica_drift(t) for t in state.ring.teachers] + [0.0])
     if cfg.sharpness_every and (epoch % cfg.sharpness_every == 0 or epoch == cfg.epochs):
-        metrics["hessian_eig"] = alpha_sharpness(net, holdout, device, cfg.sharpness_batches, cfg.sharpness_iters,
-                                                 seed=cfg.seed + state.step)
+        eig = alpha_sharpness(net, holdout, device, cfg.sharpness_batches, cfg.sharpness_iters, cfg.sharpness_tol,
+                              seed=cfg.seed + state.step)
+        metrics.update(hessian_eig=eig.value, hessian_eig_residual=eig.residual, hessian_eig_iters=eig.iters)
     metrics.update(genotype=genotype.short(), genotype_json=genotype.to_json(indent=None))
     return metrics
 

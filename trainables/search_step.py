@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sddarts.trainables.architect import arch_step, first_order_grads, second_order_grads
+from sddarts.trainables.architect import LossTerms, arch_step, first_order_grads, second_order_grads
 from sddarts.trainables.config import SearchConfig
-from sddarts.trainables.distill import TeacherRing, agreement, sd_loss
+from sddarts.trainables.distill import TeacherOutput, TeacherRing, agreement, distill_loss, sd_loss
 from sddarts.trainables.distributed import sync_buffers
+from sddarts.trainables.step_stats import StepStats
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -44,36 +45,29 @@ class SearchState:
         w_opt = torch.optim.SGD(net.w_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         a_opt = torch.optim.Adam(net.alphas(), lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
-        ring = TeacherRing(cfg.vote_count if cfg.distills else 0, cfg.teacher_interval, cfg.voting)
+        ring = TeacherRing(cfg.vote_count if cfg.distills else 0, cfg.teacher_interval, cfg.voting, cfg.teacher_bn)
         shadow = copy.deepcopy(net) if cfg.order == 2 else None
         return cls(cfg, net, model if model is not None else net, w_opt, a_opt, scheduler, ring, shadow)
 
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None,
-             op_weights: tuple[torch.Tensor, torch.Tensor] | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Cross-entropy plus the distillation term; returns (loss, logits, cross-entropy, sd term or None)."""
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: TeacherOutput | None,
+             op_weights: tuple[torch.Tensor, ...] | None = None) -> LossTerms:
+        """Cross-entropy plus the distillation term against the voted ``teacher`` (if any)."""
         logits = model(x, op_weights)
         ce = F.cross_entropy(logits, y)
         if teacher is None:
-            return ce, logits, ce, None
-        sd = sd_loss(logits, teacher, self.cfg.temperature)
-        return ce + self.cfg.sd_weight * sd, logits, ce, sd
+            return LossTerms(ce, logits, ce, None)
+        sd = distill_loss(logits, teacher.voted, self.cfg.temperature, self.cfg.voting)
+        return LossTerms(ce + self.cfg.sd_weight * sd, logits, ce, sd)
 
-    def arch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
-        return self.loss(model, x, y, teacher)[0]
-
-    def teacher_probs(self, x_w: torch.Tensor, x_a: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Voted teacher probabilities for the w-batch and the alpha-batch, where distillation
-        applies to that update (``distill_on``); one teacher forward covers both batches."""
-        on = self.cfg.distill_on
+    def teacher_probs(self, x_w: torch.Tensor, x_a: torch.Tensor) -> tuple[TeacherOutput | None, TeacherOutput | None]:
+        """The teachers' predictions for the w-batch and the alpha-batch, each batch in its own
+        forward (a teacher sees BatchNorm as the student does) and only where distillation applies
+        to that update (``distill_on``)."""
         if not len(self.ring):
             return None, None
-        if on == "weights":
-            return self.ring.predict(x_w, self.cfg.temperature), None
-        if on == "arch":
-            return None, self.ring.predict(x_a, self.cfg.temperature)
-        probs = self.ring.predict(torch.cat([x_w, x_a]), self.cfg.temperature)
-        return probs[: len(x_w)], probs[len(x_w):]
+        on, T = self.cfg.distill_on, self.cfg.temperature
+        return (self.ring.predict(x_w, T) if on in ("both", "weights") else None,
+                self.ring.predict(x_a, T) if on in ("both", "arch") else None)
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),
@@ -93,35 +87,51 @@ class SearchState:
         self.genotypes.update(saved.get("genotypes", {}))
 
 
-def search_step(state: SearchState, batch_w: Batch, batch_a: Batch) -> dict[str, float]:
-    """One bilevel step: alpha on ``batch_a`` (first or second order), then w on ``batch_w``."""
+def search_step(state: SearchState, batch_w: Batch, batch_a: Batch, stats: StepStats) -> None:
+    """One bilevel step: alpha on ``batch_a`` (first or second order), then w on ``batch_w``. Its
+    figures are added to ``stats`` on the device: ``ce``, ``loss``, ``correct`` and ``n`` of the w step;
+    ``sd_loss``/``agreement`` (w step) and ``sd_loss_arch``/``agreement_arch`` (alpha step) where
+    the SD term applies, weighted by their ``sd_n``/``sd_n_arch`` samples; ``snapshot_kl`` (the
+    newest teacher against the student at its first use) and ``snapshots``."""
     cfg, net = state.cfg, state.net
     (x_w, y_w), (x_a, y_a) = batch_w, batch_a
     t_w, t_a = state.teacher_probs(x_w, x_a)
     if cfg.order == 1:
-        grads = first_order_grads(net, state.arch_loss, x_a, y_a, t_a)
+        grads, arch_terms = first_order_grads(net, state.loss, x_a, y_a, t_a)
     else:
         eta = state.scheduler.get_last_lr()[0]
-        grads = second_order_grads(net, state.shadow, state.arch_loss, (x_w, y_w, t_w), (x_a, y_a, t_a), eta, state.w_opt)
+        grads, arch_terms = second_order_grads(net, state.shadow, state.loss, (x_w, y_w, t_w), (x_a, y_a, t_a), eta,
+                                               state.w_opt)
     arch_step(net, state.a_opt, grads)
+    record_sd(stats, state.ring, arch_terms, t_a, "_arch", cfg.temperature)
 
     with torch.no_grad():
         fixed = tuple(w.detach() for w in net.op_weights())
-    loss, logits, ce, sd = state.loss(state.model, x_w, y_w, t_w, fixed)
+    terms = state.loss(state.model, x_w, y_w, t_w, fixed)
     state.w_opt.zero_grad(set_to_none=True)
-    loss.backward()
+    terms.loss.backward()
     if cfg.grad_clip > 0:
         nn.utils.clip_grad_norm_(list(net.w_parameters()), cfg.grad_clip)
     state.w_opt.step()
     state.step += 1
+    n = len(y_w)
+    stats.add(loss=terms.loss * n, ce=terms.ce * n, correct=(terms.logits.argmax(1) == y_w).sum(), n=n)
+    record_sd(stats, state.ring, terms, t_w, "", cfg.temperature)
     if state.ring.due(state.step):
         sync_buffers(net)  # every worker snapshots the same teacher
         state.ring.add(net, state.step)
 
-    n = float(len(y_w))
-    stats = {"loss": float(loss.detach()) * n, "ce": float(ce.detach()) * n,
-             "correct": float((logits.argmax(1) == y_w).sum()), "n": n}
-    if sd is not None:
-        stats["sd_loss"] = float(sd.detach()) * n
-        stats["agreement"] = float(agreement(logits.detach(), t_w)) * n
-    return stats
+
+def record_sd(stats: StepStats, ring: TeacherRing, terms: LossTerms, teacher: TeacherOutput | None, suffix: str,
+              temperature: float) -> None:
+    """The SD term and the student-teacher agreement of one update; at a snapshot's first use,
+    ``T^2 KL`` between the newest teacher and the student (0 for an unchanged student)."""
+    if teacher is None:
+        return
+    n = len(terms.logits)
+    logits = terms.logits.detach()
+    stats.add(**{f"sd_loss{suffix}": terms.sd * n, f"agreement{suffix}": agreement(logits, teacher.voted) * n,
+                 f"sd_n{suffix}": n})
+    if ring.fresh:
+        ring.fresh = False
+        stats.add(snapshot_kl=sd_loss(logits, teacher.newest, temperature), snapshots=1)
