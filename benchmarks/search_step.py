@@ -1,17 +1,22 @@
-"""Images per second of one search step (alpha step + w step, first order).
+"""Time and peak memory of one search step (alpha step + w step), side by side in one run.
 
-Runs plain DARTS and SD-DARTS with K = 1, 2, 3 teachers in one process, plus the reference
-DARTS implementation (a port of ``model_search.py``, ``benchmarks/reference_darts.py``) at the
-same config, and prints the ratios. Targets: SD step <= (1 + 0.35 K) x DARTS step, and our DARTS
-step at least as fast as the reference.
+Variants: plain DARTS and SD-DARTS with K = 1, 2, 3 teachers (a snapshot every 50 steps, as a
+search takes them), first and second order, fp32 and bf16, and the reference DARTS step (a port of
+``model_search.py``, ``benchmarks/reference_darts.py``) at the same config. Prints ms per step,
+images per second, the ratios the README quotes (our DARTS step against the reference, SD-DARTS'
+cost beyond its teachers' own inference forwards, second order against first), and each
+variant's peak memory (CUDA: ``max_memory_allocated``; CPU: peak RSS growth of a fresh process).
 
-    python benchmarks/search_step.py --C 16 --layers 8 --batch 32 --size 32 --channels 3
+    python benchmarks/search_step.py                                   # the demo's config
+    python benchmarks/search_step.py --C 16 --layers 8 --batch 32 --size 32 --channels 3   # DARTS' search
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +31,12 @@ from sddarts.search_spaces import Supernet  # noqa: E402
 from sddarts.trainables.config import SearchConfig  # noqa: E402
 from sddarts.trainables.search_step import SearchState, search_step  # noqa: E402
 from sddarts.trainables.step_stats import StepStats  # noqa: E402
+
+VARIANTS = {  # name: (teachers, order, precision)
+    "DARTS": (0, 1, "fp32"), "SD K=1": (1, 1, "fp32"), "SD K=2": (2, 1, "fp32"), "SD K=3": (3, 1, "fp32"),
+    "DARTS 2nd": (0, 2, "fp32"), "SD K=3 2nd": (3, 2, "fp32"), "DARTS bf16": (0, 1, "bf16"),
+    "SD K=3 bf16": (3, 1, "bf16"), "reference": None,
+}
 
 
 def time_round_robin(fns: dict, warmup: int, steps: int, sync) -> dict[str, float]:
@@ -45,17 +56,21 @@ def time_round_robin(fns: dict, warmup: int, steps: int, sync) -> dict[str, floa
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def ours(args, teachers: int):
-    cfg = SearchConfig(C=args.C, layers=args.layers, batch_size=args.batch, vote_count=teachers,
-                       sd_weight=1.0 if teachers else 0.0, teacher_interval=1)
+def batch(args):
+    x = torch.randn(args.batch, args.channels, args.size, args.size, device=args.device)
+    return x, torch.randint(0, 10, (args.batch,), device=args.device)
+
+
+def ours(args, teachers: int, order: int = 1, precision: str = "fp32"):
+    """A step of our search and, for SD, the state (to time its teachers alone)."""
+    cfg = SearchConfig(C=args.C, layers=args.layers, batch_size=args.batch, vote_count=teachers, order=order,
+                       sd_weight=1.0 if teachers else 0.0, teacher_interval=50, precision=precision)
     torch.manual_seed(0)
     state = SearchState.create(cfg, Supernet(args.C, 10, args.layers, args.channels).to(args.device))
-    x = torch.randn(args.batch, args.channels, args.size, args.size, device=args.device)
-    y = torch.randint(0, 10, (args.batch,), device=args.device)
-    for _ in range(teachers):  # fill the ring
-        search_step(state, (x, y), (x, y), StepStats())
-    assert len(state.ring) == teachers
-    return lambda: search_step(state, (x, y), (x, y), StepStats())
+    for _ in range(teachers):  # a full ring, as after the first K * 50 steps
+        state.ring.add(state.net, 0)
+    bw, ba, stats = batch(args), batch(args), StepStats()
+    return (lambda: search_step(state, bw, ba, stats)), state, (bw[0], ba[0])
 
 
 def reference(args):
@@ -66,12 +81,11 @@ def reference(args):
     weights = [p for n, p in net.named_parameters() if not n.startswith("alphas")]
     a_opt = torch.optim.Adam(alphas, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
     w_opt = torch.optim.SGD(weights, lr=0.025, momentum=0.9, weight_decay=3e-4)
-    x = torch.randn(args.batch, args.channels, args.size, args.size, device=args.device)
-    y = torch.randint(0, 10, (args.batch,), device=args.device)
+    (x, y), (xv, yv) = batch(args), batch(args)
 
     def step():
         a_opt.zero_grad()
-        F.cross_entropy(net(x), y).backward()
+        F.cross_entropy(net(xv), yv).backward()
         a_opt.step()
         w_opt.zero_grad()
         F.cross_entropy(net(x), y).backward()
@@ -79,6 +93,39 @@ def reference(args):
         w_opt.step()
 
     return step
+
+
+def make(args, name: str):
+    spec = VARIANTS[name]
+    return reference(args) if spec is None else ours(args, *spec)[0]
+
+
+def peak_memory_mb(args, name: str) -> float:
+    """Peak memory of ``name``'s steps in a fresh process: CUDA's peak allocation, or on a CPU the
+    growth of the peak resident set over the process before its first step."""
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        fn = make(args, name)
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**20
+    argv = [sys.executable, __file__, "--one", name, *[f"--{k}={v}" for k, v in vars(args).items()
+                                                     if k in ("C", "layers", "batch", "size", "channels", "threads")]]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_mb"]
+
+
+def one(args) -> None:
+    """``--one NAME``: three steps of NAME; prints the peak RSS growth (MB) as JSON."""
+    import resource
+
+    fn = make(args, args.one)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(3):
+        fn()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mb": (after - before) / 1024}))
 
 
 def main() -> None:
@@ -92,27 +139,38 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--no-reference", action="store_true", help="skip the reference implementation")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    p.add_argument("--one", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.one:
+        return one(args)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    names = [n for n in args.variants.split(",") if n]
     print(f"config: C={args.C} layers={args.layers} batch={args.batch} size={args.size} channels={args.channels} "
           f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__}")
-    fns = {"DARTS (sddarts)": ours(args, 0), **{f"SD-DARTS K={k}": ours(args, k) for k in (1, 2, 3)}}
-    if not args.no_reference:
-        fns["DARTS (reference)"] = reference(args)
+    fns = {name: make(args, name) for name in names}
+    _, sd3, (xw, xa) = ours(args, 3)
+    fns["teachers K=3 alone"] = lambda: sd3.teacher_probs(xw, xa)  # the inference forwards SD-DARTS adds
     t = time_round_robin(fns, args.warmup, args.steps, sync)
-    base = t["DARTS (sddarts)"]
-    for name, sec in t.items():
-        line = f"{name:<22} {1000 * sec:9.1f} ms/step {args.batch / sec:9.1f} img/s"
-        if name.startswith("SD-DARTS"):
-            k = int(name[-1])
-            ratio, target = sec / base, 1 + 0.35 * k
-            line += f"  SD/DARTS {ratio:5.2f} (target <= {target:.2f}: {'ok' if ratio <= target else 'OVER'})"
-        elif name == "DARTS (reference)":
-            line += f"  sddarts speed-up {sec / base:5.2f}x (target >= 1.00)"
-        print(line, flush=True)
+    for name in names:
+        mem = "" if args.no_memory else f" {peak_memory_mb(args, name):8.1f} MB peak"
+        print(f"{name:<20} {1000 * t[name]:9.1f} ms/step {args.batch / t[name]:8.1f} img/s{mem}", flush=True)
+    print(f"{'teachers K=3 alone':<20} {1000 * t['teachers K=3 alone']:9.1f} ms (two batches, three teachers)")
+    base = t.get("DARTS")
+    if base and "reference" in t:
+        print(f"ratio: DARTS step, reference / ours = {t['reference'] / base:.2f}x (target >= 2.0)")
+    if base and "SD K=3" in t:
+        extra = (t["SD K=3"] - base - t["teachers K=3 alone"]) / base
+        print(f"ratio: SD K=3 / DARTS = {t['SD K=3'] / base:.2f}; beyond its teachers' forwards: {100 * extra:+.1f}% "
+              f"of a DARTS step (target <= 10%)")
+    if base and "DARTS 2nd" in t:
+        print(f"ratio: second / first order = {t['DARTS 2nd'] / base:.2f} (target <= 2.2)")
+    if base and "DARTS bf16" in t:
+        print(f"ratio: bf16 / fp32 DARTS step = {t['DARTS bf16'] / base:.2f}")
+
 
 if __name__ == "__main__":
     main()

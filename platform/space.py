@@ -24,9 +24,11 @@ DEFAULT_SPACE: dict[str, dict[str, Any]] = {
     "teacher_interval": {"type": "int", "low": 2, "high": 100, "log": True},
     "vote_count": {"type": "int", "low": 1, "high": 5},
     "temperature": {"type": "float", "low": 1.0, "high": 8.0},
+    "distill_on": {"type": "categorical", "choices": ["both", "weights", "arch"]},
+    "voting": {"type": "categorical", "choices": ["soft", "hard"]},
 }
 NOT_TUNABLE = {"num_workers", "cpus_per_worker", "gpus_per_worker", "epochs", "dataset", "data_dir", "download",
-               "loader_workers", "max_failures"}
+               "loader_workers", "max_failures", "precision", "channels_last"}
 
 
 class SpaceError(ConfigError):

@@ -1,8 +1,9 @@
 """``sddarts sweep``: a Ray Tune experiment whose every trial is one SD-DARTS search.
 
-OptunaSearch (seeded TPE) proposes the SD knobs and learns from each completed trial's
-objective: its proxy retrain's held-out accuracy (``--proxy-epochs``) or its final ``--metric``.
-ASHA stops weak trials at rungs of the search's own ``epoch`` on ``--metric``; the best trial is
+OptunaSearch (seeded TPE, after a quarter of the trials drawn at random) proposes the SD knobs and
+learns from each completed trial's objective: its proxy retrain's held-out accuracy
+(``--proxy-epochs``, the default on the digits presets) or its final ``--metric``. ASHA stops weak
+trials at rungs of the search's own ``epoch`` on ``--prune-metric``; the best trial is
 chosen among trials that ran all their epochs. One parent MLflow run per sweep; each trial's
 search run is its child.
 """
@@ -31,6 +32,16 @@ from sddarts.trainables.config import SEARCH_PRESETS, ConfigError, SearchConfig
 
 METRICS = {"derived_val_acc": "max", "val_acc": "max", "val_loss": "min", "discretization_gap": "min",
            "hessian_eig": "min", "alpha_entropy": "min"}  # per-epoch metrics ASHA can prune on
+# Presets whose derived_val_acc sits near chance (a one-hot network on 8x8 digits after a few
+# epochs predicts one class): their sweeps rank by a proxy retrain of this many epochs by default.
+PROXY_EPOCHS = {"digits-demo": 3, "collapse-demo": 3, "collapse-s3": 3}
+PROXY_PRUNE_METRIC = "val_acc"  # what ASHA prunes on when the objective is a proxy retrain (it comes at the end)
+
+
+def tpe_startup_trials(trials: int) -> int:
+    """Random trials before TPE models the space: a quarter of the budget, at least 2 (Optuna's
+    default of 10 would make a sweep of 8 trials pure random search)."""
+    return max(2, trials // 4)
 
 
 @dataclass
@@ -38,6 +49,7 @@ class SweepOptions:
     trials: int = 8
     metric: str = "derived_val_acc"
     mode: str = "max"
+    prune_metric: str = "derived_val_acc"
     seed: int = 0
     baseline: bool = False
     asha: bool = True
@@ -52,6 +64,10 @@ class SweepOptions:
     @property
     def objective_mode(self) -> str:
         return "max" if self.proxy_epochs else self.mode
+
+    @property
+    def startup_trials(self) -> int:
+        return tpe_startup_trials(self.trials)
 
 
 def add_parser(sub) -> None:
@@ -69,8 +85,11 @@ def add_parser(sub) -> None:
     g.add_argument("--reduction-factor", type=int, default=2, help="ASHA: keep 1/rf of trials at each rung (default 2)")
     g.add_argument("--max-concurrent", type=int, default=0, help="cap on trials at once (0: what the cluster holds)")
     g.add_argument("--metric", default="derived_val_acc", choices=sorted(METRICS),
-                   help="per-epoch metric ASHA prunes on, and without --proxy-epochs what ranks the trials (default derived_val_acc)")
-    add_proxy_flags(g)  # with --proxy-epochs, trials are ranked by proxy_acc
+                   help="without a proxy retrain: what ranks the trials (final epoch) and what ASHA prunes on "
+                        "(default derived_val_acc)")
+    g.add_argument("--prune-metric", default=None, choices=sorted(METRICS),
+                   help=f"per-epoch metric ASHA prunes on (default: --metric; with a proxy retrain {PROXY_PRUNE_METRIC})")
+    add_proxy_flags(g, f"{', '.join(f'{k} {v}' for k, v in PROXY_EPOCHS.items())}, other presets 0")  # ranks by proxy_acc
     g.add_argument("--evaluate-best", action="store_true", help="retrain the best genotype from scratch at the end")
     add_run_flags(p, "restore the interrupted sweep NAME (Tune's restore); finished trials are not rerun")
     p.set_defaults(func=cmd_sweep)
@@ -85,11 +104,12 @@ def sweep_options(args: argparse.Namespace, base: SearchConfig, space: dict[str,
     """The sweep's settings from its flags, checked against the base config."""
     for name, low in (("trials", 1), ("grace_period", 0), ("reduction_factor", 2), ("max_concurrent", 0)):
         _check_int(name, getattr(args, name), low)
-    proxy = proxy_settings(args, base)
+    proxy = proxy_settings(args, base, PROXY_EPOCHS.get(args.preset, 0))
     grace = args.grace_period or math.ceil(base.epochs / 2)
     if args.asha and base.epochs > 1 and grace >= base.epochs:
         raise ConfigError(f"grace_period must be < epochs ({base.epochs}) so that ASHA has a rung (got {grace})")
-    return SweepOptions(trials=args.trials, metric=args.metric, mode=METRICS[args.metric], seed=base.seed,
+    prune = args.prune_metric or (PROXY_PRUNE_METRIC if proxy["proxy_epochs"] else args.metric)
+    return SweepOptions(trials=args.trials, metric=args.metric, mode=METRICS[args.metric], prune_metric=prune, seed=base.seed,
                         baseline=args.baseline, asha=args.asha and base.epochs > 1, grace_period=grace,
                         reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent,
                         **proxy, space=space)
@@ -106,7 +126,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     resources = connect(ropts.address, base, TRIAL_DRIVER_CPU)
     ranking = f"proxy_acc after {sopts.proxy_epochs} proxy epoch(s)" if sopts.proxy_epochs else f"final {sopts.metric}"
     print(f"sddarts sweep {ropts.name}: {sopts.trials} trials over {', '.join(dists)}; ranked by {ranking}; "
-          f"ASHA {'on ' + sopts.metric + f' from epoch {sopts.grace_period}' if sopts.asha else 'off'}; "
+          f"TPE after {sopts.startup_trials} random trials; "
+          f"ASHA {'prunes on ' + sopts.prune_metric + f' from epoch {sopts.grace_period}' if sopts.asha else 'off'}; "
           f"{base.num_workers} worker(s) x {base.cpus_per_worker:g} CPU per trial", flush=True)
     try:
         summary = run_sweep(base, dists, points, sopts, ropts, resources)
@@ -135,6 +156,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def log_settings(client, parent: str, base: SearchConfig, sopts: SweepOptions) -> None:
     settings = {"trials": sopts.trials, "metric": sopts.metric, "mode": sopts.mode, "searcher": "optuna-tpe",
+                "tpe_startup_trials": sopts.startup_trials, "prune_metric": sopts.prune_metric,
                 "seed": sopts.seed, "scheduler": "asha" if sopts.asha else "fifo", "grace_period": sopts.grace_period,
                 "reduction_factor": sopts.reduction_factor, "baseline": sopts.baseline, "proxy_epochs": sopts.proxy_epochs,
                 "proxy_C": sopts.proxy_C, "proxy_layers": sopts.proxy_layers,
@@ -157,8 +179,9 @@ def make_tuner(base: SearchConfig, dists: dict, points: list | None, sopts: Swee
     from sddarts.platform.searcher import FinalObjectiveSearch
 
     searcher = FinalObjectiveSearch(space=dists, metric=OBJECTIVE, mode=sopts.objective_mode, points_to_evaluate=points,
-                            sampler=optuna.samplers.TPESampler(seed=sopts.seed))
-    scheduler = (ASHAScheduler(time_attr="epoch", metric=sopts.metric, mode=sopts.mode, max_t=base.epochs - 1,
+                            sampler=optuna.samplers.TPESampler(seed=sopts.seed, n_startup_trials=sopts.startup_trials))
+    scheduler = (ASHAScheduler(time_attr="epoch", metric=sopts.prune_metric, mode=METRICS[sopts.prune_metric],
+                               max_t=base.epochs - 1,
                                grace_period=sopts.grace_period, reduction_factor=sopts.reduction_factor,
                                stop_last_trials=False) if sopts.asha else None)
     sweep = {"metric": sopts.metric, "proxy_epochs": sopts.proxy_epochs, "proxy_C": sopts.proxy_C,

@@ -26,23 +26,27 @@ def proxy_config(cfg: SearchConfig, epochs: int, C: int = 0, layers: int = 0) ->
     network of ``C`` channels and ``layers`` cells (0: the search's), no auxiliary head, cutout or
     drop-path."""
     shared = ("dataset", "data_dir", "seed", "batch_size", "steps_per_epoch", "num_workers", "cpus_per_worker",
-              "gpus_per_worker", "loader_workers", "max_failures", "holdout_portion")
+              "gpus_per_worker", "loader_workers", "max_failures", "holdout_portion", "precision", "channels_last")
     return EvalConfig(**{k: getattr(cfg, k) for k in shared}, epochs=epochs, C=C or cfg.C, layers=layers or cfg.layers,
                       auxiliary_weight=0.0, cutout=0, drop_path=0.0).validate()
 
 
-def add_proxy_flags(group) -> None:
-    """``--proxy-epochs``, ``--proxy-C``, ``--proxy-layers``: the proxy retrain of each completed search."""
-    group.add_argument("--proxy-epochs", type=int, default=0, help="retrain each completed search's genotype from "
-                       "scratch for N epochs and report its held-out accuracy, proxy_acc (0: off)")
+def add_proxy_flags(group, default_help: str = "0") -> None:
+    """``--proxy-epochs``, ``--proxy-C``, ``--proxy-layers``: the proxy retrain of each completed search.
+    ``--proxy-epochs`` is None unless given (the command's default applies)."""
+    group.add_argument("--proxy-epochs", type=int, default=None, help="retrain each completed search's genotype from "
+                       f"scratch for N epochs and report its held-out accuracy, proxy_acc (0: off; default {default_help})")
     group.add_argument("--proxy-C", type=int, default=0, help="proxy network channels (0: the search's C)")
     group.add_argument("--proxy-layers", type=int, default=0, help="proxy network cells (0: the search's layers)")
 
 
-def proxy_settings(args, base: SearchConfig) -> dict[str, int]:
-    """The proxy flags, checked against the base config's space."""
+def proxy_settings(args, base: SearchConfig, default_epochs: int = 0) -> dict[str, int]:
+    """The proxy flags (``default_epochs`` where ``--proxy-epochs`` is not given), checked against
+    the base config's space."""
     from sddarts.search_spaces import get_space
 
+    if args.proxy_epochs is None:
+        args.proxy_epochs = default_epochs
     for name in ("proxy_epochs", "proxy_C", "proxy_layers"):
         if getattr(args, name) < 0:
             raise ConfigError(f"{name} must be >= 0 (got {getattr(args, name)})")

@@ -102,21 +102,21 @@ class StateEdges(nn.Module):
         n = x.shape[0]
         r = F.relu(x)
         h, w_ = (x.shape[-2] - 1) // s + 1, (x.shape[-1] - 1) // s + 1
-        out = x.new_zeros(n, k, c, h, w_)
+        out = x.new_zeros(n, k, c, h, w_, dtype=torch.promote_types(x.dtype, op_weights.dtype))  # fp32 under autocast
         if self.n_pairs:
             out = out.index_add(1, self.pair_edge, self._convs(r) * op_weights[self.pair_edge, self.pair_col].view(1, -1, 1, 1, 1))
         if self.shared:
             ops = {"max_pool_3x3": lambda: self.bn_max(F.max_pool2d(x, 3, s, 1)),
                    "avg_pool_3x3": lambda: self.bn_avg(F.avg_pool2d(x, 3, s, 1, count_include_pad=False)),
                    "skip_connect": lambda: x}
-            stacked = torch.stack([ops[op]() for op in self.shared], 1).view(n, len(self.shared), -1)
+            stacked = torch.stack([ops[op]() for op in self.shared], 1).reshape(n, len(self.shared), -1)
             w_shared = op_weights.gather(1, self.shared_col) * self.shared_mask
-            out = out + torch.matmul(w_shared, stacked).view(n, k, c, h, w_)
+            out = out + torch.matmul(w_shared, stacked).reshape(n, k, c, h, w_)
         if s == 2 and len(self.skip_connect_edge):
             m, half = len(self.skip_connect_edge), c // 2
-            a = F.conv2d(r, self.fr1, stride=2).view(n, m, half, h, w_)
-            b = F.conv2d(r[:, :, 1:, 1:], self.fr2, stride=2).view(n, m, half, h, w_)
-            fr = self.bn_fr(torch.cat([a, b], 2).view(n, m * c, h, w_)).view(n, m, c, h, w_)
+            a = F.conv2d(r, self.fr1, stride=2).reshape(n, m, half, h, w_)
+            b = F.conv2d(r[:, :, 1:, 1:], self.fr2, stride=2).reshape(n, m, half, h, w_)
+            fr = self.bn_fr(torch.cat([a, b], 2).reshape(n, m * c, h, w_)).reshape(n, m, c, h, w_)
             weights = op_weights[self.skip_connect_edge, self.skip_connect_col].view(1, m, 1, 1, 1)
             out = out.index_add(1, self.skip_connect_edge, fr * weights)
         if len(self.noise_edge):
@@ -136,7 +136,7 @@ class StateEdges(nn.Module):
         y1 = self.bn1(F.conv2d(torch.cat(mids, 1), self.pw1, groups=self.n_pairs))
         h, w_ = y1.shape[-2:]
         if not self.n_sep:
-            return y1.view(n, self.n_pairs, c, h, w_)
+            return y1.reshape(n, self.n_pairs, c, h, w_)
         # second stage of the separable convs (their pairs come first)
         r2, start, mids2 = F.relu(y1[:, : self.n_sep * c]), 0, []
         for op, wt in zip(self.sep_ops, self.dw2):
@@ -144,4 +144,4 @@ class StateEdges(nn.Module):
             mids2.append(F.conv2d(r2[:, start * c:(start + m) * c], wt, None, 1, CONV_SPECS[op][1], 1, m * c))
             start += m
         y2 = self.bn2(F.conv2d(torch.cat(mids2, 1), self.pw2, groups=self.n_sep))
-        return torch.cat([y2, y1[:, self.n_sep * c:]], 1).view(n, self.n_pairs, c, h, w_)
+        return torch.cat([y2, y1[:, self.n_sep * c:]], 1).reshape(n, self.n_pairs, c, h, w_)

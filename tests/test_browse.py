@@ -23,7 +23,7 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     where = ["--tracking-uri", uri, "--storage-path", str(tmp / "runs")]
     search = run_search(tiny_search(epochs=2), RunOptions(name="solo", tracking_uri=uri, storage_path=str(tmp / "runs")))
-    assert main(["sweep", *TINY, "--workers-per-trial", "1", "--trials", "2", "--no-asha", "--name", "sw", *where]) == 0
+    assert main(["sweep", *TINY, "--workers-per-trial", "1", "--trials", "2", "--no-asha", "--proxy-epochs", "0", "--name", "sw", *where]) == 0
     assert main(["evaluate", "--search-run", "solo", *TINY, "--num-workers", "1", "--name", "solo-eval", *where]) == 0
     wait_for_free_cpus()
     return uri, search

@@ -60,10 +60,22 @@ def test_two_worker_search_keeps_ranks_identical_and_logs_one_run(ray_session, t
 
 
 def test_second_order_keeps_two_workers_identical(ray_session, tmp_path, sqlite_uri):
-    cfg = tiny_search(num_workers=2, epochs=1, order=2)
+    cfg = tiny_search(num_workers=2, epochs=1, order=2, channels_last=True)
     out = run_search(cfg, _opts(tmp_path, sqlite_uri, "order2"))
     assert out.metrics["replica_drift"] == 0.0 and out.metrics["teacher_drift"] == 0.0
     assert out.metrics["teachers"] == 2
+
+
+def test_a_bf16_search_finishes_finite_and_logs_the_alpha_steps_sd_term(ray_session, tmp_path, sqlite_uri):
+    cfg = tiny_search(precision="bf16", epochs=1, sharpness_every=1, sharpness_batches=1)
+    out = run_search(cfg, _opts(tmp_path, sqlite_uri, "bf16"))
+    client = MlflowClient(sqlite_uri)
+    logged = client.get_run(out.run_id).data
+    assert logged.params["precision"] == "bf16"
+    for key in ("train_ce", "val_acc", "hessian_eig", "hessian_eig_residual", "sd_loss", "sd_loss_arch", "agreement_arch",
+                "snapshot_kl"):
+        assert np.isfinite(logged.metrics[key]), key
+    assert abs(logged.metrics["snapshot_kl"]) < 1e-2  # a new teacher is the student it was copied from
 
 
 def test_a_failing_search_is_marked_failed(ray_session, tmp_path, sqlite_uri):

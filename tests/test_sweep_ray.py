@@ -43,7 +43,7 @@ def _artifacts(client, run_id, path=None) -> set[str]:
 
 def test_asha_sweep_keeps_every_trials_records_and_ranks_only_completed_trials(ray_session, tmp_path, sqlite_uri, capsys):
     rc = main(["sweep", *TINY, "--epochs", "3", "--trials", "4", "--seed", "2", "--space-file", _space(tmp_path),
-               "--baseline", "--name", "sw", "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
+               "--baseline", "--proxy-epochs", "0", "--name", "sw", "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
     out = capsys.readouterr().out
     assert rc == 0, out[-3000:]
     assert "best genotype: N[" in out and "MLflow parent run id:" in out
@@ -130,7 +130,7 @@ def test_interrupted_asha_sweep_resumes_comparing_trials_at_the_same_epoch(ray_s
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1",
            "SDDARTS_HEARTBEAT_S": "1"}
     args = [sys.executable, "-m", "sddarts.platform.cli", "sweep", *TINY, "--epochs", "3", "--trials", "3",
-            "--max-concurrent", "1", "--space-file", _space(tmp_path), "--tracking-uri", sqlite_uri,
+            "--max-concurrent", "1", "--proxy-epochs", "0", "--space-file", _space(tmp_path), "--tracking-uri", sqlite_uri,
             "--storage-path", str(tmp_path / "runs")]
     log = (tmp_path / "first.log").open("w")
     first = subprocess.Popen(args + ["--name", "sk"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)

@@ -25,7 +25,7 @@ class LossTerms(NamedTuple):
     sd: torch.Tensor | None
 
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, object], LossTerms]
+LossFn = Callable[..., LossTerms]  # (model, x, y, teacher, op_weights=None, fp32=False)
 
 
 def first_order_grads(net: nn.Module, loss_fn: LossFn, x_val, y_val, t_val) -> tuple[list[torch.Tensor], LossTerms]:
@@ -70,10 +70,10 @@ def _hessian_vector(net: nn.Module, loss_fn: LossFn, x, y, t, vector) -> list[to
     scaled = torch._foreach_mul(vector, r)
     with torch.no_grad():
         torch._foreach_add_(weights, scaled)
-    g_plus = torch.autograd.grad(loss_fn(net, x, y, t).loss, net.alphas())
+    g_plus = torch.autograd.grad(loss_fn(net, x, y, t, fp32=True).loss, net.alphas())  # a difference quotient: fp32
     with torch.no_grad():
         torch._foreach_sub_(weights, scaled, alpha=2)
-    g_minus = torch.autograd.grad(loss_fn(net, x, y, t).loss, net.alphas())
+    g_minus = torch.autograd.grad(loss_fn(net, x, y, t, fp32=True).loss, net.alphas())
     with torch.no_grad():  # restore w exactly (add/sub/add is not an exact inverse in floating point)
         torch._foreach_copy_(weights, saved)
     return torch._foreach_div(torch._foreach_sub(list(g_plus), list(g_minus)), 2 * r)

@@ -56,7 +56,11 @@ class CommonConfig:
     num_workers: int = param(2, "Ray Train data-parallel workers", ge=1, le=4096)
     cpus_per_worker: float = param(1.0, "CPUs reserved per Train worker (Ray counts in steps of 0.0001)", ge=0.01, le=1024)
     gpus_per_worker: float = param(0.0, "GPUs per Train worker (> 0 trains on GPU with NCCL)", ge=0, le=64)
-    loader_workers: int = param(0, "DataLoader worker processes per Train worker", ge=0, le=64)
+    loader_workers: int = param(-1, "DataLoader worker processes per Train worker (-1: one per reserved CPU beyond "
+                                "the first, persistent)", ge=-1, le=64)
+    precision: str = param("fp32", "fp32, or bf16: autocast for the forwards and backwards (alpha's softmax, the "
+                           "finite-difference Hessian and sharpness stay fp32)", choices=("fp32", "bf16"))
+    channels_last: bool = param(False, "NHWC memory layout for the network and its inputs (faster convolutions on GPUs)")
     max_failures: int = param(2, "Train worker-group restarts from the last checkpoint before the run fails", ge=0, le=100)
     C: int = param(16, "initial channels", ge=2, le=1024)
     layers: int = param(8, "cells in the network (nb201: cells per stage)", ge=1, le=200)
@@ -89,12 +93,20 @@ class CommonConfig:
                 raise ConfigError(f"{f.name} must be {_range_text(meta)} (got {value!r})")
         if self.dataset != "digits" and not self.data_dir:
             raise ConfigError(f"data_dir must be set for dataset {self.dataset!r} (a folder for CIFAR's batches; add --download to fetch them)")
+        if self.gpus_per_worker and self.gpus_per_worker < 1 and self.num_workers > 1:
+            raise ConfigError(f"gpus_per_worker must be >= 1 with num_workers {self.num_workers} (got "
+                              f"{self.gpus_per_worker:g}): NCCL refuses two ranks on one GPU; use one worker per GPU")
         if self.C % 2:
             raise ConfigError(f"C must be even, since reduction cells halve channels in FactorizedReduce (got {self.C})")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def dataloader_workers(self) -> int:
+        """``loader_workers``, with -1 resolved: one per whole CPU reserved beyond the first."""
+        return self.loader_workers if self.loader_workers >= 0 else max(0, math.floor(self.cpus_per_worker) - 1)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CommonConfig":

@@ -33,12 +33,12 @@ def soft_vote(probs: torch.Tensor) -> torch.Tensor:
 def hard_vote(probs: torch.Tensor) -> torch.Tensor:
     """Hard voting: one-hot of the majority of the teachers' argmax; ties go to the class with
     the highest mean probability. ``probs``: (K, N, classes)."""
-    num_classes = probs.shape[-1]
-    votes = F.one_hot(probs.argmax(dim=-1), num_classes).sum(dim=0).float()  # (N, classes)
+    classes = torch.arange(probs.shape[-1], device=probs.device)  # one-hots by comparison: F.one_hot reads
+    votes = (probs.argmax(dim=-1, keepdim=True) == classes).sum(dim=0)  # its input back to check it; (N, classes)
     mean = probs.mean(dim=0)
     top = votes == votes.max(dim=-1, keepdim=True).values
-    winner = torch.where(top, mean, torch.full_like(mean, -1.0)).argmax(dim=-1)
-    return F.one_hot(winner, num_classes).to(probs.dtype)
+    winner = torch.where(top, mean, torch.full_like(mean, -1.0)).argmax(dim=-1, keepdim=True)
+    return (winner == classes).to(probs.dtype)
 
 
 VOTERS = {"soft": soft_vote, "hard": hard_vote}
@@ -136,7 +136,7 @@ class TeacherRing:
         if not len(self):
             return None
         with torch.no_grad():
-            probs = torch.stack([F.softmax(t(x) / temperature, dim=-1) for t in self.teachers])
+            probs = torch.stack([F.softmax(t(x).float() / temperature, dim=-1) for t in self.teachers])
             return TeacherOutput(VOTERS[self.voting](probs), probs[-1])
 
     def state_dict(self) -> dict:

@@ -61,3 +61,20 @@ def worker_nodes(node_id: str) -> int:
     nodes: list = [None] * world_size()
     dist.all_gather_object(nodes, node_id)
     return len(set(nodes))
+
+
+class WeightsOnly(nn.Module):
+    """The part of a supernet that DDP wraps: every child module but its architecture parameters
+    (``arch``), with the supernet's own forward. Alpha stays outside DDP, as in pt.darts' controller:
+    the alpha step averages its gradients itself (``architect.arch_step``), and the w step passes
+    the op weights explicitly, so DDP's reducer sees only w."""
+
+    def __init__(self, net: nn.Module, arch: str = "arch"):
+        super().__init__()
+        object.__setattr__(self, "net", net)  # a plain attribute: not a submodule, so alpha is not registered
+        for name, child in net.named_children():
+            if name != arch:
+                self.add_module(name, child)
+
+    def forward(self, x: torch.Tensor, op_weights):
+        return self.net(x, op_weights)

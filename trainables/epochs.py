@@ -68,7 +68,10 @@ class Worker:
         rank = ctx.get_world_rank()
         seed_everything(seed)
         log = RunLogger(run["tracking_uri"], run["run_id"], enabled=rank == 0)
-        return cls(run["name"], rank, ctx.get_world_size(), ray.train.torch.get_device(), log)
+        device = ray.train.torch.get_device()
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+        return cls(run["name"], rank, ctx.get_world_size(), device, log)
 
     def say(self, line: str) -> None:
         """A progress line on the driver's console, from rank 0 only."""

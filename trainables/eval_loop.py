@@ -18,7 +18,8 @@ from sddarts.trainables.config import EvalConfig
 from sddarts.trainables.data import INFO, train_and_measure_splits
 from sddarts.trainables.epochs import Worker
 from sddarts.trainables.measure import loss_and_accuracy
-from sddarts.trainables.runtime import make_loader, make_trainer
+from sddarts.trainables.runtime import autocast, make_loader, make_trainer, to_device
+from sddarts.trainables.step_stats import StepStats
 
 
 def build_network(genotype, cfg: EvalConfig) -> torch.nn.Module:
@@ -44,6 +45,8 @@ def eval_loop_per_worker(config: dict[str, Any]) -> None:
     train_loader = make_loader(train_ds, cfg, worker.rank, worker.world)
     measure_loader = make_loader(measure_ds, cfg, worker.rank, worker.world, shuffle=False)
     net = build_network(genotype, cfg).to(worker.device)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     model = ray.train.torch.prepare_model(net, move_to_device=False) if worker.world > 1 else net
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
@@ -72,26 +75,28 @@ def eval_loop_per_worker(config: dict[str, Any]) -> None:
 
 
 def train_pass(model, net: torch.nn.Module, loader: DataLoader, opt, cfg: EvalConfig, device) -> tuple[float, float]:
-    """One epoch of SGD with the auxiliary loss and gradient clipping; (loss, accuracy %) on this worker."""
+    """One epoch of SGD with the auxiliary loss and gradient clipping; (loss, accuracy %) over all
+    workers, read from the device once."""
     net.train()
-    loss_sum = correct = n = 0.0
-    for i, (x, y) in enumerate(loader):
+    stats = StepStats()
+    for i, batch in enumerate(loader):
         if cfg.steps_per_epoch and i >= cfg.steps_per_epoch:
             break
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        logits, aux = model(x)
+        x, y = to_device(batch, device, cfg.channels_last)
+        with autocast(cfg, device):
+            logits, aux = model(x)
+        logits = logits.float()
         loss = F.cross_entropy(logits, y)
         if aux is not None:
-            loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y)
+            loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
-        loss_sum += float(loss.detach()) * len(y)
-        correct += float((logits.argmax(1) == y).sum())
-        n += len(y)
-    return loss_sum / max(n, 1), 100 * correct / max(n, 1)
+        stats.add(loss=loss * len(y), correct=(logits.argmax(1) == y).sum(), n=len(y))
+    totals = stats.totals(device)
+    return stats.mean(totals, "loss"), 100 * stats.mean(totals, "correct")
 
 
 def make_eval_trainer(cfg: EvalConfig, genotype, run: dict[str, Any], storage_path: str):

@@ -63,8 +63,21 @@ def make_loader(ds: Dataset, cfg: CommonConfig, rank: int, world: int, shuffle: 
     ``seed + stream * 2**32``, so no epoch of one stream repeats another's)."""
     sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=shuffle, seed=cfg.seed + stream * 2**32,
                                  drop_last=shuffle)
-    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.loader_workers,
-                      drop_last=shuffle, pin_memory=torch.cuda.is_available())
+    workers = cfg.dataloader_workers
+    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers, drop_last=shuffle,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+
+
+def autocast(cfg: CommonConfig, device: torch.device, enabled: bool = True):
+    """The forward's autocast context: bf16 with ``precision bf16`` (and ``enabled``), else a no-op."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and cfg.precision == "bf16")
+
+
+def to_device(tensors, device: torch.device, channels_last: bool = False) -> tuple[torch.Tensor, ...]:
+    """A batch on ``device`` (images in NHWC with ``channels_last``)."""
+    fmt = torch.channels_last if channels_last else torch.preserve_format
+    return tuple(t.to(device, non_blocking=True, memory_format=fmt) if t.dim() == 4 else t.to(device, non_blocking=True)
+                 for t in tensors)
 
 
 def make_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg: CommonConfig, name: str,

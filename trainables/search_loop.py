@@ -16,12 +16,12 @@ import ray.train.torch
 from sddarts.search_spaces import genotype_from_json, get_space
 from sddarts.trainables.config import SearchConfig
 from sddarts.trainables.data import INFO, search_splits
-from sddarts.trainables.distributed import replica_drift, sync_buffers, world_size
+from sddarts.trainables.distributed import WeightsOnly, replica_drift, sync_buffers, world_size
 from sddarts.trainables.epochs import Worker
 from sddarts.trainables.early_stop import eigenvalue_reports, sharpness_stop
 from sddarts.trainables.measure import alpha_entropy, alpha_sharpness, collapse_stats, supernet_accuracy
 from sddarts.trainables.run_logger import RunLogger
-from sddarts.trainables.runtime import make_loader, make_trainer
+from sddarts.trainables.runtime import make_loader, make_trainer, to_device
 from sddarts.trainables.search_records import alpha_dict, log_cell_pictures, log_genotype_and_alpha
 from sddarts.trainables.search_step import SearchState, search_step
 from sddarts.trainables.step_stats import StepStats
@@ -67,14 +67,17 @@ def search_loaders(cfg: SearchConfig, worker: Worker) -> tuple[DataLoader, DataL
 
 
 def build_state(cfg: SearchConfig, worker: Worker) -> SearchState:
-    """The supernet on this worker's device (w under DDP, alpha averaged by the alpha step), its
-    optimisers and the teacher ring."""
+    """The supernet on this worker's device, its optimisers and the teacher ring. Under several
+    workers DDP wraps w alone (``WeightsOnly``; alpha is averaged by the alpha step) without
+    broadcasting buffers: BatchNorm statistics are averaged explicitly (``sync_buffers``)."""
     info = INFO[cfg.dataset]
     net = get_space(cfg.space).supernet(cfg.C, info.num_classes, cfg.layers, info.in_channels).to(worker.device)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     model = net
     if worker.world > 1:
-        torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(net, list(net.ALPHA_NAMES))
-        model = ray.train.torch.prepare_model(net, move_to_device=False)
+        model = ray.train.torch.prepare_model(WeightsOnly(net), move_to_device=False,
+                                              parallel_strategy_kwargs={"broadcast_buffers": False})
     return SearchState.create(cfg, net, model)
 
 
@@ -88,8 +91,7 @@ def search_epoch(state: SearchState, w_loader: DataLoader, a_loader: DataLoader,
     for i, (bw, ba) in enumerate(zip(w_loader, a_loader)):
         if cfg.steps_per_epoch and i >= cfg.steps_per_epoch:
             break
-        search_step(state, tuple(t.to(device, non_blocking=True) for t in bw),
-                    tuple(t.to(device, non_blocking=True) for t in ba), stats)
+        search_step(state, to_device(bw, device, cfg.channels_last), to_device(ba, device, cfg.channels_last), stats)
     state.scheduler.step()
     sync_buffers(state.net)  # every replica, and so rank 0's checkpoint, holds the same statistics
     totals = stats.totals(device)

@@ -18,6 +18,7 @@ from sddarts.trainables.architect import LossTerms, arch_step, first_order_grads
 from sddarts.trainables.config import SearchConfig
 from sddarts.trainables.distill import TeacherOutput, TeacherRing, agreement, distill_loss, sd_loss
 from sddarts.trainables.distributed import sync_buffers
+from sddarts.trainables.runtime import autocast
 from sddarts.trainables.step_stats import StepStats
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -50,9 +51,11 @@ class SearchState:
         return cls(cfg, net, model if model is not None else net, w_opt, a_opt, scheduler, ring, shadow)
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: TeacherOutput | None,
-             op_weights: tuple[torch.Tensor, ...] | None = None) -> LossTerms:
-        """Cross-entropy plus the distillation term against the voted ``teacher`` (if any)."""
-        logits = model(x, op_weights)
+             op_weights: tuple[torch.Tensor, ...] | None = None, fp32: bool = False) -> LossTerms:
+        """Cross-entropy plus the distillation term against the voted ``teacher`` (if any); the
+        forward under the config's autocast unless ``fp32``, the loss itself in fp32."""
+        with autocast(self.cfg, x.device, enabled=not fp32):
+            logits = model(x, op_weights).float()
         ce = F.cross_entropy(logits, y)
         if teacher is None:
             return LossTerms(ce, logits, ce, None)
@@ -66,8 +69,9 @@ class SearchState:
         if not len(self.ring):
             return None, None
         on, T = self.cfg.distill_on, self.cfg.temperature
-        return (self.ring.predict(x_w, T) if on in ("both", "weights") else None,
-                self.ring.predict(x_a, T) if on in ("both", "arch") else None)
+        with autocast(self.cfg, x_w.device):
+            return (self.ring.predict(x_w, T) if on in ("both", "weights") else None,
+                    self.ring.predict(x_a, T) if on in ("both", "arch") else None)
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),

@@ -13,28 +13,34 @@ from sddarts.trainables.distributed import all_reduce_sum
 
 
 class StepStats:
-    """Running sums of named per-step figures."""
+    """Running sums of named per-step figures: tensors stay on their device, numbers (sample
+    counts) stay on the host, so adding either never copies or waits."""
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, float] = {}
 
     def add(self, **values: torch.Tensor | float) -> None:
         """Adds each value (a 0-d tensor or a number) to its running sum."""
         for key, value in values.items():
-            value = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
-            value = value.to(torch.float64)
-            self.sums[key] = self.sums[key] + value.to(self.sums[key].device) if key in self.sums else value
+            if isinstance(value, torch.Tensor):
+                value = value.detach().to(torch.float64)
+                self.sums[key] = self.sums[key] + value if key in self.sums else value
+            else:
+                self.counts[key] = self.counts.get(key, 0.0) + float(value)
 
     def totals(self, device: torch.device | None = None) -> dict[str, float]:
         """Every sum over all workers' steps (one device read, one all-reduce). Every worker must
         hold the same keys, as it does when all run the same steps."""
-        keys = sorted(self.sums)
-        if not keys:
+        keys, numbers = sorted(self.sums), sorted(self.counts)
+        if not keys and not numbers:
             return {}
-        device = device or next(iter(self.sums.values())).device
-        flat = torch.stack([self.sums[k].to(device) for k in keys])
+        device = device or (self.sums[keys[0]].device if keys else torch.device("cpu"))
+        flat = torch.cat([torch.stack([self.sums[k].to(device) for k in keys]) if keys else
+                          torch.zeros(0, dtype=torch.float64, device=device),
+                          torch.tensor([self.counts[k] for k in numbers], dtype=torch.float64, device=device)])
         all_reduce_sum([flat])
-        return dict(zip(keys, flat.tolist()))
+        return dict(zip(keys + numbers, flat.tolist()))
 
     def mean(self, totals: dict[str, float], key: str, count: str = "n") -> float | None:
         """``totals[key] / totals[count]``, or None when ``key`` was never added."""
