@@ -32,6 +32,37 @@ def gcs_alive(address: str, timeout: float = 1.0) -> bool:
         return False
 
 
+HANDSHAKE_S = 3.0  # how long an --address gets to answer like a Ray GCS
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
+
+
+def grpc_handshake(address: str, timeout: float = HANDSHAKE_S) -> str | None:
+    """None when ``host:port`` answers as a gRPC server does (Ray's GCS and Ray Client both are):
+    an HTTP/2 SETTINGS frame in reply to the client preface, within ``timeout`` seconds in all.
+    Otherwise what answered, in words."""
+    import time
+
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            conn.sendall(_HTTP2_PREFACE)
+            reply = b""
+            while len(reply) < 9:
+                conn.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = conn.recv(9 - len(reply))
+                if not chunk:
+                    return "a process accepted the connection and closed it without a reply"
+                reply += chunk
+    except socket.timeout:
+        return f"a process accepts connections there but sent no gRPC reply within {timeout:g} s"
+    except (OSError, ValueError) as exc:
+        return f"nothing accepts connections there ({type(exc).__name__})"
+    if reply[3] != 0x4:  # frame type SETTINGS
+        return f"a process answered, but not as a gRPC server (first bytes {reply[:9]!r})"
+    return None
+
+
 def forget_dead_cluster() -> str | None:
     """Removes the record of a ``ray start`` cluster that is no longer running (what ``ray stop``
     does). Ray's State API, which Ray Train's placement-group cleaner polls from inside the
@@ -54,8 +85,10 @@ def check_address(address: str | None) -> None:
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"address must be host:port of a Ray head, ray://host:port, 'local' or 'auto' (got {address!r})")
-    if not gcs_alive(hostport, timeout=3.0):
-        raise ConfigError(f"address {address}: no Ray cluster answers there; start one (ray start --head) or drop --address")
+    problem = grpc_handshake(hostport)
+    if problem:
+        raise ConfigError(f"address {address}: no Ray cluster answers there ({problem}); check the head's GCS port "
+                          "(6379 by default; RAY_ADDRESS counts too), start one (ray start --head) or drop --address")
 
 
 def local_resources() -> dict[str, float]:

@@ -99,6 +99,7 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
     import torch
 
     from sddarts.trainables.eval_loop import build_network, make_eval_trainer
+    from sddarts.trainables.checkpoint import load_state
     from sddarts.trainables.runtime import STATE_FILE
 
     uri = opts.tracking_uri
@@ -120,7 +121,7 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
             size = describe(source.genotype, cfg)
             net = build_network(source.genotype, cfg)
             with result.checkpoint.as_directory() as d:
-                net.load_state_dict(torch.load(os.path.join(d, STATE_FILE), map_location="cpu", weights_only=False)["net"])
+                net.load_state_dict(load_state(os.path.join(d, STATE_FILE))["net"])
             client.log_metric(run_id, "params_m", size["params_m"])
             client.log_metric(run_id, "flops_m", size["flops"] / 1e6)
             out.update(size, version=register_model(uri, run_id, net, cfg, source.genotype.space, {

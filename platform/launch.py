@@ -69,18 +69,59 @@ def check_resumable(opts: RunOptions) -> None:
                           "(pass the --storage-path it ran with)")
 
 
-def check_storage(path: str) -> None:
-    """A local storage path must be a folder this process can write, or creatable as one."""
-    if "://" in path:
-        return  # a cloud URI: Ray Train reaches it
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise ConfigError(f"storage_path {path} is a file, not a folder")
-    existing = next(p for p in [target, *target.parents] if p.exists())
-    if not existing.is_dir():
-        raise ConfigError(f"storage_path {path} is under a file ({existing}); pass a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"storage_path {path} is not writable here ({existing} is not); pass a writable --storage-path")
+STORAGE_CHECK_S = 10.0  # how long a storage path gets to prove it is reachable and writable
+
+
+def check_storage(path: str, timeout: float = STORAGE_CHECK_S) -> None:
+    """The storage path, local or a URI (``s3://bucket/x?endpoint_override=...``), must be reachable
+    and writable through the pyarrow filesystem Ray Train writes checkpoints with: within
+    ``timeout`` seconds a probe file is created there and deleted again. The check leaves nothing
+    behind (local folders it created are removed again)."""
+    import threading
+    import uuid
+
+    import pyarrow.fs
+
+    if "://" not in path:
+        target = Path(path)
+        if target.exists() and not target.is_dir():
+            raise ConfigError(f"storage_path {path} is a file, not a folder")
+        existing = next(p for p in [target, *target.parents] if p.exists())
+        if not existing.is_dir():
+            raise ConfigError(f"storage_path {path} is under a file ({existing}); pass a folder")
+    outcome: list[BaseException | None] = []
+
+    def probe() -> None:
+        created = []
+        try:
+            fs, root = pyarrow.fs.FileSystem.from_uri(path if "://" in path else str(Path(path).resolve()))
+            if fs.type_name == "local":
+                created = [str(p) for p in [Path(root), *Path(root).parents] if not p.exists()][::-1]
+            fs.create_dir(root, recursive=True)
+            probe_file = f"{root.rstrip('/')}/.sddarts-probe-{uuid.uuid4().hex}"
+            with fs.open_output_stream(probe_file) as out:
+                out.write(b"ok")
+            fs.delete_file(probe_file)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - reported as one line below
+            outcome.append(exc)
+        finally:  # a check leaves nothing behind: Ray creates the folders when it writes
+            for folder in reversed(created):
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise ConfigError(f"storage_path {path} did not answer within {timeout:g} s (an unreachable endpoint or "
+                          "bucket?); pass a reachable --storage-path")
+    if outcome[0] is not None:
+        detail = " ".join(str(outcome[0]).split())[:300]
+        raise ConfigError(f"storage_path {path} is not writable here ({type(outcome[0]).__name__}: {detail}); "
+                          "pass a writable --storage-path")
 
 
 def run_options(args: argparse.Namespace, prefix: str) -> RunOptions:

@@ -12,6 +12,10 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # tests mix ray.init and `ra
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# S3 tests point at closed ports on 127.0.0.1: dummy credentials, and no instance-metadata look-up
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "sddarts-test")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sddarts-test")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the reference DARTS port lives there
 

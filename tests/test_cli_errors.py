@@ -17,6 +17,20 @@ def _file(tmp, name, content):
     return str(path)
 
 
+def _readonly(tmp):
+    """A local folder that refuses writes even to root: immutable (chattr +i) where the filesystem
+    allows it, else sysfs, which refuses new folders."""
+    import atexit
+    import subprocess
+
+    folder = tmp / "readonly"
+    folder.mkdir()
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        return "/sys/sddarts-runs"
+    atexit.register(subprocess.run, ["chattr", "-i", str(folder)])  # let pytest clean its tmp folders
+    return str(folder / "runs")
+
+
 def _cifar(tmp, change=None):
     write_cifar(tmp / "cifar")
     if change:
@@ -96,6 +110,10 @@ CASES = [  # (argv, or a function of the tmp folder giving it; what the one erro
     (["search", "--tracking-uri", "sqlite:////nonexistent/dir/t.db"], "folder /nonexistent/dir does not exist"),
     (lambda t: ["search", "--storage-path", _file(t, "afile", "x")], "is a file, not a folder"),
     (["search", "--storage-path", "/dev/null/runs"], "storage_path /dev/null/runs is under a file"),
+    (["search", "--storage-path", "/proc/sddarts-runs"], "storage_path /proc/sddarts-runs is not writable here"),
+    (lambda t: ["search", "--storage-path", _readonly(t)], "is not writable here"),
+    (["search", "--storage-path", "s3://sddarts-test/runs?endpoint_override=127.0.0.1:9&scheme=http&region=us-east-1"],
+     "did not answer within 10 s"),  # a closed port on this machine (conftest: no credential look-ups elsewhere)
     (["search", "--resume", "never-ran"], "resume: no run named 'never-ran' under storage_path"),
     (lambda t: ["search", "--name", "dup", *_store_with_run(t, "dup")[0]], "name: a run named 'dup' already exists"),
     (_resume_changed, "resume: --C 16 (the run has 8); a resumed run keeps the config it started with"),

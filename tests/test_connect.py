@@ -42,3 +42,27 @@ def test_an_explicit_address_wins(ray_tmp, monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     assert resolve_address(None) == "10.0.0.1:6379"
     assert ray_tmp.exists()  # an explicit address leaves the record alone
+
+
+def test_a_silent_listener_is_not_taken_for_a_ray_head_and_the_wait_is_bounded():
+    import time
+
+    from sddarts.platform.cluster import HANDSHAKE_S, check_address
+    from sddarts.trainables.config import ConfigError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()  # accepts connections, never answers
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(ConfigError) as info:
+            check_address(address)
+        assert time.monotonic() - started < HANDSHAKE_S + 2
+    message = str(info.value)
+    assert address in message and "sent no gRPC reply within 3 s" in message and "\n" not in message
+
+
+def test_a_live_ray_gcs_passes_the_handshake(ray_session):
+    from sddarts.platform.cluster import grpc_handshake
+
+    assert grpc_handshake(ray_session) is None

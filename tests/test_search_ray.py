@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from matplotlib import image
 from mlflow import MlflowClient
 
@@ -93,7 +94,18 @@ def _snapshot(path: Path) -> list[dict]:
         return []
 
 
-def test_interrupted_search_resumes_past_a_truncated_checkpoint_in_the_same_run(ray_session, tmp_path, sqlite_uri):
+class _Payload:
+    """Unpickling this runs ``touch MARKER``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_interrupted_search_resumes_past_a_truncated_and_a_malicious_checkpoint_in_the_same_run(ray_session, tmp_path,
+                                                                                               sqlite_uri):
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "sddarts.platform.cli", "search", "--dataset", "digits", "--C", "4", "--layers", "3",
             "--epochs", "6", "--steps-per-epoch", "6", "--num-workers", "1", "--cpus-per-worker", "0.5",
@@ -103,26 +115,30 @@ def test_interrupted_search_resumes_past_a_truncated_checkpoint_in_the_same_run(
     first = subprocess.Popen(args + ["--name", "resumable"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     snapshot = tmp_path / "runs" / "resumable" / "checkpoint_manager_snapshot.json"
     deadline = time.time() + 240
-    while len(_snapshot(snapshot)) < 2 and time.time() < deadline and first.poll() is None:
+    while len(_snapshot(snapshot)) < 3 and time.time() < deadline and first.poll() is None:
         time.sleep(0.2)
-    assert len(_snapshot(snapshot)) >= 2, (tmp_path / "first.log").read_text()[-3000:]
-    first.send_signal(signal.SIGINT)  # Ctrl-C once two epochs are checkpointed
+    assert len(_snapshot(snapshot)) >= 3, (tmp_path / "first.log").read_text()[-3000:]
+    first.send_signal(signal.SIGINT)  # Ctrl-C once three epochs are checkpointed
     assert first.wait(timeout=120) == 130
     client = MlflowClient(sqlite_uri)
     exp = client.get_experiment_by_name("sddarts").experiment_id
     (run,) = client.search_runs([exp])
     assert run.info.status == "KILLED"
-    newest = max(_snapshot(snapshot), key=lambda c: c["metrics"]["epoch"])
+    newest, older = sorted(_snapshot(snapshot), key=lambda c: c["metrics"]["epoch"])[-1:-3:-1]
     done_before = newest["metrics"]["epoch"]
     assert done_before < 6
     state = snapshot.parent / newest["checkpoint_dir_name"] / "state.pt"
     state.write_bytes(state.read_bytes()[:8])  # the newest checkpoint is cut short (a full disk, a crash)
+    marker = tmp_path / "code-ran"
+    crafted = snapshot.parent / older["checkpoint_dir_name"] / "state.pt"
+    torch.save({"epoch": 1, "payload": _Payload(marker)}, str(crafted))  # someone with write access to the storage
     wait_for_free_cpus()
 
     second = subprocess.run(args + ["--resume", "resumable"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     out = second.stdout + second.stderr
     assert second.returncode == 0, out[-3000:]
-    assert "is unreadable" in out and f"resumed after epoch {done_before - 1}" in out, out[-3000:]
+    assert "is unreadable" in out and f"resumed after epoch {done_before - 2}" in out, out[-3000:]
+    assert f"checkpoint {crafted} needs full unpickling" in out and not marker.exists()
     runs = client.search_runs([exp])
     assert len(runs) == 1 and runs[0].info.run_id == run.info.run_id
     assert runs[0].info.status == "FINISHED" and "end_reason" not in runs[0].data.tags

@@ -19,6 +19,7 @@ import torch
 import ray
 import ray.train
 import ray.train.torch
+from sddarts.trainables.checkpoint import CheckpointError, load_state, save_state
 from sddarts.trainables.distributed import worker_nodes
 from sddarts.trainables.run_logger import RunLogger
 from sddarts.trainables.runtime import STATE_FILE, progress, quiet_worker_logs, rng_state, seed_everything, set_rng_state
@@ -104,7 +105,10 @@ class Worker:
         for i, candidate in enumerate(candidates):
             try:
                 with candidate.as_directory() as d:
-                    saved = torch.load(os.path.join(d, STATE_FILE), map_location=self.device, weights_only=False)
+                    saved = load_state(os.path.join(d, STATE_FILE), map_location=self.device)
+            except CheckpointError as exc:
+                self.say(f"{exc}; trying an older one")
+                continue
             except Exception as exc:
                 self.say(f"checkpoint {candidate.path} is unreadable ({type(exc).__name__}); trying an older one")
                 continue
@@ -133,7 +137,7 @@ class Worker:
         with tempfile.TemporaryDirectory() as d:
             checkpoint = None
             if self.rank == 0:
-                torch.save({**state, "epoch": epoch, "metrics": metrics, "rng": rng_state()}, os.path.join(d, STATE_FILE))
+                save_state({**state, "epoch": epoch, "metrics": metrics, "rng": rng_state()}, os.path.join(d, STATE_FILE))
                 checkpoint = ray.train.Checkpoint.from_directory(d)
             ray.train.report(metrics, checkpoint=checkpoint)
         self.last, self.reported = metrics, True

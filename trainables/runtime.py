@@ -50,8 +50,9 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(rng: dict[str, Any]) -> None:
     torch.set_rng_state(rng["torch"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
+    name, keys, *rest = rng["numpy"]  # keys come back from a checkpoint as a tensor
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+    random.setstate(tuple(tuple(v) if isinstance(v, list) else v for v in rng["python"]))
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
 

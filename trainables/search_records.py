@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
+
 from sddarts.search_spaces import genotype_from_json, get_space
 from sddarts.trainables.run_logger import RunLogger
 from sddarts.trainables.runtime import STATE_FILE
@@ -58,9 +60,9 @@ def log_genotype_and_alpha(log: RunLogger, genotype, alphas: dict[str, Any]) -> 
 
 def load_saved(checkpoint_dir: str) -> dict[str, Any]:
     """The saved state of a search checkpoint folder, on the CPU."""
-    import torch
+    from sddarts.trainables.checkpoint import load_state
 
-    return torch.load(os.path.join(checkpoint_dir, STATE_FILE), map_location="cpu", weights_only=False)
+    return load_state(os.path.join(checkpoint_dir, STATE_FILE))
 
 
 def log_search_records(log: RunLogger, checkpoint_dir: str) -> dict[str, Any]:
@@ -86,7 +88,8 @@ def log_search_records(log: RunLogger, checkpoint_dir: str) -> dict[str, Any]:
     log_cell_pictures(log, genotype, "plots")
     ops = {cell: space.edge_ops(cell) for cell in alphas}
     log.log_figure(plot.alpha_heatmap(alphas, ops), "plots/alpha_heatmap.png")
-    log.log_figure(plot.alpha_evolution(saved["alpha_history"], [ops[c] for c in alphas]), "plots/alpha_evolution.png")
+    history = [[np.asarray(a) for a in epoch] for epoch in saved["alpha_history"]]
+    log.log_figure(plot.alpha_evolution(history, [ops[c] for c in alphas]), "plots/alpha_evolution.png")
     log.log_figure(plot.curves(saved["history"]), "plots/curves.png")
     plt.close("all")
     return metrics

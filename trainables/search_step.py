@@ -10,6 +10,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -87,7 +88,7 @@ class SearchState:
         self.ring.load_state_dict(saved["ring"], self.net)
         self.step = saved["step"]
         self.history[:] = saved["history"]
-        self.alpha_history[:] = saved["alpha_history"]
+        self.alpha_history[:] = [tuple(np.asarray(a) for a in epoch) for epoch in saved["alpha_history"]]
         self.genotypes.update(saved.get("genotypes", {}))
 
 
