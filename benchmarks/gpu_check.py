@@ -57,6 +57,25 @@ def step_figures(batch: int, precision: str, channels_last: bool, order: int, st
     return batch * steps / (time.perf_counter() - t), (torch.cuda.max_memory_allocated() / 2**20 if cuda else float("nan"))
 
 
+def teacher_ms(batch: int, vmap: bool, steps: int = 10) -> float:
+    """Milliseconds for the 3 teachers' forwards on one batch, looped or vmapped (DARTS' config)."""
+    torch.manual_seed(0)
+    cfg = SearchConfig(C=16, layers=8, batch_size=batch, vote_count=3, teacher_interval=50, teacher_vmap=vmap)
+    net = Supernet(16, 10, 8, 3).cuda()
+    state = SearchState.create(cfg, net)
+    for _ in range(3):
+        state.ring.add(net, 0)
+    x = torch.randn(batch, 3, 32, 32, device="cuda")
+    for _ in range(3):
+        state.ring.predict(x, 2.0)
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        state.ring.predict(x, 2.0)
+    torch.cuda.synchronize()
+    return 1000 * (time.perf_counter() - t) / steps
+
+
 def write_cifar(root: Path, per_file: int = 400) -> None:
     """CIFAR-10's python batches, random images (the search's speed and plumbing, not its accuracy)."""
     rng = np.random.default_rng(0)
@@ -101,6 +120,7 @@ def main() -> int:
                         ips, mb = float("nan"), float("nan")
                     rows.append((batch, order, precision, "channels_last" if cl else "NCHW", ips, mb))
                     print(f"  batch {batch} order {order} {precision} {rows[-1][3]}: {ips:.0f} img/s, {mb:.0f} MB", flush=True)
+    teachers = {(b, v): teacher_ms(b, v) for b in (64, 256) for v in (False, True)}
     with tempfile.TemporaryDirectory() as tmp:
         rc, wall = ray_search(tmp)
     print(f"\nGPU: {gpu}, torch {torch.__version__}, CUDA {torch.version.cuda}; SD-DARTS step (K=3), C=16, 8 cells, 32x32x3\n")
@@ -108,6 +128,9 @@ def main() -> int:
     print("|---|---|---|---|---|---|")
     for batch, order, precision, layout, ips, mb in rows:
         print(f"| {batch} | {order} | {precision} | {layout} | {ips:.0f} | {mb:.0f} |")
+    print("\n| batch | 3 teachers looped, ms | vmapped (--teacher-vmap), ms |\n|---|---|---|")
+    for b in (64, 256):
+        print(f"| {b} | {teachers[(b, False)]:.1f} | {teachers[(b, True)]:.1f} |")
     print(f"\n2-epoch search through Ray Train (NCCL, bf16, channels_last): {'ok' if rc == 0 else f'FAILED ({rc})'} in {wall:.0f} s")
     return rc
 

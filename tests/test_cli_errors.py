@@ -146,6 +146,7 @@ CASES = [  # (argv, or a function of the tmp folder giving it; what the one erro
     (["search", "--num-workers", "2", "--gpus-per-worker", "0.5"], "gpus_per_worker must be >= 1 with num_workers 2"),
     (["search", "--teacher-bn", "eval"], "teacher_bn must be one of batch, running"),
     (["search", "--precision", "fp16"], "precision must be one of fp32, bf16"),
+    (["search", "--augment-on-device"], "augment_on_device applies to CIFAR's crop and flip"),
     (["sweep", "--prune-metric", "bogus"], "argument --prune-metric: invalid choice: 'bogus'"),
     (["ui", "--port", "-5"], "port must be in 1..65535 (got -5)"),
     (["describe", "nope"], "genotype 'nope' is neither a built-in"),

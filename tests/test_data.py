@@ -85,3 +85,19 @@ def test_labels_out_of_range_are_rejected(tmp_path):
     path.write_bytes(pickle.dumps(entry))
     with pytest.raises(DataError, match=r"labels must be in \[0, 9\]"):
         load_dataset("cifar10", str(tmp_path), train=False)
+
+
+def test_augment_on_device_leaves_the_loader_images_uncropped_and_the_device_crops_them(tmp_path):
+    from sddarts.trainables.config import SearchConfig
+    from sddarts.trainables.runtime import device_augment, to_device
+
+    write_cifar(tmp_path)
+    splits = search_splits("cifar10", str(tmp_path), 0.5, 0.2, seed=0, crop_flip=False)
+    plain = load_dataset("cifar10", str(tmp_path), train=True, augment=False)
+    for i in range(4):  # the loader's images are the plain ones
+        torch.testing.assert_close(splits.w_train[i][0], plain[splits.w_train.indices[i]][0])
+    cfg = SearchConfig(dataset="cifar10", data_dir=str(tmp_path), augment_on_device=True)
+    x = torch.stack([splits.w_train[i][0] for i in range(8)])
+    torch.manual_seed(1)
+    crops, labels = to_device((x, torch.zeros(8)), torch.device("cpu"), augment=device_augment(cfg, torch.device("cpu")))
+    assert crops.shape == x.shape and not torch.equal(crops, x) and labels.shape == (8,)

@@ -204,3 +204,19 @@ def test_lanczos_finds_the_top_eigenvalue_of_a_quadratic_to_within_its_residual(
     assert eig.value == pytest.approx(7.5, rel=1e-3) and eig.residual <= 1e-3 and eig.iters < 40
     capped = top_eigenvalue(lambda: 0.5 * x @ hessian @ x, [x], max_iters=3, tol=1e-6)
     assert capped.iters == 3 and capped.residual > 1e-6 and capped.value <= 7.5 + 1e-9
+
+
+@pytest.mark.parametrize("space", ["darts", "nb201"])
+def test_vmapped_teachers_predict_what_the_loop_does(space):
+    torch.manual_seed(0)
+    net = get_space(space).supernet(4, 10, 5 if space == "nb201" else 3, 1)
+    loop, batched = TeacherRing(3, 1, voting="soft"), TeacherRing(3, 1, voting="soft", vmap=True)
+    for step in range(1, 5):  # the fourth snapshot reuses the oldest teacher's memory
+        with torch.no_grad():
+            net.alphas()[0].add_(0.1 * torch.randn_like(net.alphas()[0]))
+        loop.add(net, step)
+        batched.add(net, step)
+    x = torch.randn(16, 1, 8, 8)
+    a, b = loop.predict(x, 2.0), batched.predict(x, 2.0)
+    torch.testing.assert_close(b.voted, a.voted, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(b.newest, a.newest, rtol=1e-4, atol=1e-5)

@@ -61,6 +61,8 @@ class CommonConfig:
     precision: str = param("fp32", "fp32, or bf16: autocast for the forwards and backwards (alpha's softmax, the "
                            "finite-difference Hessian and sharpness stay fp32)", choices=("fp32", "bf16"))
     channels_last: bool = param(False, "NHWC memory layout for the network and its inputs (faster convolutions on GPUs)")
+    augment_on_device: bool = param(False, "CIFAR: random crop and flip on the whole batch on its device instead of "
+                                    "per sample in the loader (cutout stays in the loader)")
     max_failures: int = param(2, "Train worker-group restarts from the last checkpoint before the run fails", ge=0, le=100)
     C: int = param(16, "initial channels", ge=2, le=1024)
     layers: int = param(8, "cells in the network (nb201: cells per stage)", ge=1, le=200)
@@ -93,6 +95,8 @@ class CommonConfig:
                 raise ConfigError(f"{f.name} must be {_range_text(meta)} (got {value!r})")
         if self.dataset != "digits" and not self.data_dir:
             raise ConfigError(f"data_dir must be set for dataset {self.dataset!r} (a folder for CIFAR's batches; add --download to fetch them)")
+        if self.augment_on_device and self.dataset == "digits":
+            raise ConfigError("augment_on_device applies to CIFAR's crop and flip; digits has no augmentation")
         if self.gpus_per_worker and self.gpus_per_worker < 1 and self.num_workers > 1:
             raise ConfigError(f"gpus_per_worker must be >= 1 with num_workers {self.num_workers} (got "
                               f"{self.gpus_per_worker:g}): NCCL refuses two ranks on one GPU; use one worker per GPU")
@@ -138,6 +142,8 @@ class SearchConfig(CommonConfig):
     teacher_interval: int = param(50, "optimisation steps between teacher snapshots", ge=1, le=10_000_000)
     voting: str = param("soft", "how teachers vote: soft (mean probabilities) or hard (majority argmax)", choices=("soft", "hard"))
     distill_on: str = param("both", "which update gets the distillation term", choices=("both", "weights", "arch"))
+    teacher_vmap: bool = param(False, "run all teachers in one vmapped forward (torch.func; same outputs, for "
+                               "launch-bound GPUs; no faster on CPUs)")
     teacher_bn: str = param("batch", "how teachers normalise: batch (the batch's statistics, as the student) or "
                             "running (eval mode, the snapshot's running statistics)", choices=("batch", "running"))
     sharpness_every: int = param(0, "epochs between Hessian-eigenvalue (sharpness) measurements (0 = off)", ge=0)

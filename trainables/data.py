@@ -124,9 +124,10 @@ def load_cifar_arrays(name: str, data_dir: str, train: bool, download: bool = Fa
     return images, labels
 
 
-def cifar_transform(name: str, train: bool, cutout: int = 0) -> v2.Transform:
-    """DARTS' augmentation: random crop with 4-pixel padding and horizontal flip, then normalise."""
-    steps: list = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if train else []
+def cifar_transform(name: str, train: bool, cutout: int = 0, crop_flip: bool = True) -> v2.Transform:
+    """DARTS' augmentation: random crop with 4-pixel padding and horizontal flip (unless
+    ``crop_flip`` is False: they then run on the device, ``augment.crop_flip``), then normalise."""
+    steps: list = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if train and crop_flip else []
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(CIFAR_MEAN[name], CIFAR_STD[name])]
     if train and cutout > 0:
         steps.append(Cutout(cutout))
@@ -134,14 +135,15 @@ def cifar_transform(name: str, train: bool, cutout: int = 0) -> v2.Transform:
 
 
 def load_dataset(name: str, data_dir: str = "", train: bool = True, augment: bool = True,
-                 cutout: int = 0, download: bool = False) -> Dataset:
-    """One split of a dataset, ready for a DataLoader."""
+                 cutout: int = 0, download: bool = False, crop_flip: bool = True) -> Dataset:
+    """One split of a dataset, ready for a DataLoader (``crop_flip`` False: CIFAR's crop and flip
+    are left to the device)."""
     if name == "digits":
         return _digits(train)
     if name not in CIFAR_LAYOUT:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(INFO)}")
     images, labels = load_cifar_arrays(name, data_dir, train, download)
-    return ImageArrayDataset(images, labels, cifar_transform(name, train and augment, cutout))
+    return ImageArrayDataset(images, labels, cifar_transform(name, train and augment, cutout, crop_flip))
 
 
 @dataclass(frozen=True)
@@ -164,10 +166,10 @@ def holdout_indices(n: int, holdout_portion: float, seed: int) -> tuple[list[int
 
 
 def search_splits(name: str, data_dir: str, train_portion: float, holdout_portion: float, seed: int,
-                  download: bool = False) -> SearchSplits:
+                  download: bool = False, crop_flip: bool = True) -> SearchSplits:
     """``holdout_portion`` of the training split is held out (without augmentation); of the rest,
     ``train_portion`` trains w and the remainder trains alpha (DARTS' split)."""
-    augmented = load_dataset(name, data_dir, train=True, download=download)
+    augmented = load_dataset(name, data_dir, train=True, download=download, crop_flip=crop_flip)
     plain = load_dataset(name, data_dir, train=True, augment=False)
     held, rest = holdout_indices(len(augmented), holdout_portion, seed)
     cut = int(round(train_portion * len(rest)))
@@ -177,11 +179,11 @@ def search_splits(name: str, data_dir: str, train_portion: float, holdout_portio
 
 
 def train_and_measure_splits(name: str, data_dir: str, holdout_portion: float, seed: int, cutout: int = 0,
-                             download: bool = False) -> tuple[Dataset, Dataset]:
+                             download: bool = False, crop_flip: bool = True) -> tuple[Dataset, Dataset]:
     """What a from-scratch training of a genotype trains on and measures on. With
     ``holdout_portion`` 0: the training split and the test split (the evaluation stage). Above 0:
     the search's w- and alpha-data together, and its held-out split (a proxy retrain)."""
-    augmented = load_dataset(name, data_dir, train=True, cutout=cutout, download=download)
+    augmented = load_dataset(name, data_dir, train=True, cutout=cutout, download=download, crop_flip=crop_flip)
     if holdout_portion == 0:
         return augmented, load_dataset(name, data_dir, train=False)
     held, rest = holdout_indices(len(augmented), holdout_portion, seed)

@@ -94,7 +94,8 @@ class TeacherRing:
     its own forward. Snapshots are copied into the ring's preallocated modules once it is full.
     """
 
-    def __init__(self, vote_count: int, teacher_interval: int, voting: str = "soft", teacher_bn: str = "batch"):
+    def __init__(self, vote_count: int, teacher_interval: int, voting: str = "soft", teacher_bn: str = "batch",
+                 vmap: bool = False):
         if voting not in VOTERS:
             raise ValueError(f"voting must be one of {', '.join(VOTERS)} (got {voting!r})")
         if teacher_bn not in TEACHER_BN:
@@ -104,6 +105,8 @@ class TeacherRing:
         self.teachers: deque[nn.Module] = deque(maxlen=max(vote_count, 1))
         self.snapshot_steps: deque[int] = deque(maxlen=max(vote_count, 1))
         self.fresh = False  # a snapshot not yet compared with the student (``snapshot_kl``)
+        self.vmap = vmap  # all teachers in one forward (torch.func.vmap over their stacked weights)
+        self._stacked: tuple | None = None
 
     def __len__(self) -> int:
         return len(self.teachers) if self.vote_count > 0 else 0
@@ -129,6 +132,7 @@ class TeacherRing:
         self.teachers.append(teacher)
         self.snapshot_steps.append(step)
         self.fresh = True
+        self._stacked = None
 
     def predict(self, x: torch.Tensor, temperature: float) -> TeacherOutput | None:
         """The voted and the newest teacher's softened probabilities for ``x``, or None while the
@@ -136,8 +140,23 @@ class TeacherRing:
         if not len(self):
             return None
         with torch.no_grad():
-            probs = torch.stack([F.softmax(t(x).float() / temperature, dim=-1) for t in self.teachers])
+            logits = self._vmapped(x) if self.vmap and len(self.teachers) > 1 else torch.stack([t(x) for t in self.teachers])
+            probs = F.softmax(logits.float() / temperature, dim=-1)
             return TeacherOutput(VOTERS[self.voting](probs), probs[-1])
+
+    def _vmapped(self, x: torch.Tensor) -> torch.Tensor:
+        """Every teacher's logits for ``x`` in one vmapped forward: (K, N, classes)."""
+        from torch.func import functional_call, stack_module_state
+
+        if self._stacked is None:  # restacked after each snapshot
+            params, buffers = stack_module_state(list(self.teachers))
+            self._stacked = (params, buffers, copy.deepcopy(self.teachers[0]).to("meta"))
+        params, buffers, shell = self._stacked
+
+        def one(p, b, inputs):
+            return functional_call(shell, (p, b), (inputs,))
+
+        return torch.vmap(one, in_dims=(0, 0, None), randomness="same")(params, buffers, x)
 
     def state_dict(self) -> dict:
         return {"steps": list(self.snapshot_steps), "teachers": [t.state_dict() for t in self.teachers],

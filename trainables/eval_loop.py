@@ -18,7 +18,7 @@ from sddarts.trainables.config import EvalConfig
 from sddarts.trainables.data import INFO, train_and_measure_splits
 from sddarts.trainables.epochs import Worker
 from sddarts.trainables.measure import loss_and_accuracy
-from sddarts.trainables.runtime import autocast, make_loader, make_trainer, to_device
+from sddarts.trainables.runtime import autocast, device_augment, make_loader, make_trainer, to_device
 from sddarts.trainables.step_stats import StepStats
 
 
@@ -41,7 +41,8 @@ def eval_loop_per_worker(config: dict[str, Any]) -> None:
     genotype = genotype_from_dict(config["genotype"])
     worker = Worker.start(config["run"], cfg.seed)
     train_ds, measure_ds = train_and_measure_splits(cfg.dataset, cfg.data_dir, cfg.holdout_portion, cfg.seed,
-                                                    cfg.cutout, cfg.download and worker.rank == 0)
+                                                    cfg.cutout, cfg.download and worker.rank == 0,
+                                                    crop_flip=not cfg.augment_on_device)
     train_loader = make_loader(train_ds, cfg, worker.rank, worker.world)
     measure_loader = make_loader(measure_ds, cfg, worker.rank, worker.world, shuffle=False)
     net = build_network(genotype, cfg).to(worker.device)
@@ -78,11 +79,11 @@ def train_pass(model, net: torch.nn.Module, loader: DataLoader, opt, cfg: EvalCo
     """One epoch of SGD with the auxiliary loss and gradient clipping; (loss, accuracy %) over all
     workers, read from the device once."""
     net.train()
-    stats = StepStats()
+    stats, augment = StepStats(), device_augment(cfg, device)
     for i, batch in enumerate(loader):
         if cfg.steps_per_epoch and i >= cfg.steps_per_epoch:
             break
-        x, y = to_device(batch, device, cfg.channels_last)
+        x, y = to_device(batch, device, cfg.channels_last, augment)
         with autocast(cfg, device):
             logits, aux = model(x)
         logits = logits.float()

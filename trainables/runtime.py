@@ -74,11 +74,25 @@ def autocast(cfg: CommonConfig, device: torch.device, enabled: bool = True):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and cfg.precision == "bf16")
 
 
-def to_device(tensors, device: torch.device, channels_last: bool = False) -> tuple[torch.Tensor, ...]:
-    """A batch on ``device`` (images in NHWC with ``channels_last``)."""
+def to_device(tensors, device: torch.device, channels_last: bool = False,
+              augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
+    """A batch on ``device`` (images in NHWC with ``channels_last``, then ``augment``ed there)."""
     fmt = torch.channels_last if channels_last else torch.preserve_format
-    return tuple(t.to(device, non_blocking=True, memory_format=fmt) if t.dim() == 4 else t.to(device, non_blocking=True)
-                 for t in tensors)
+    out = [t.to(device, non_blocking=True, memory_format=fmt) if t.dim() == 4 else t.to(device, non_blocking=True)
+           for t in tensors]
+    if augment is not None:
+        out[0] = augment(out[0])
+    return tuple(out)
+
+
+def device_augment(cfg: CommonConfig, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """CIFAR's crop and flip for a training batch on ``device`` with ``augment_on_device``, else None."""
+    if not cfg.augment_on_device:
+        return None
+    from sddarts.trainables.augment import black_pixel, crop_flip
+
+    fill = black_pixel(cfg.dataset).to(device)
+    return lambda x: crop_flip(x, fill)
 
 
 def make_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg: CommonConfig, name: str,

@@ -21,7 +21,7 @@ from sddarts.trainables.epochs import Worker
 from sddarts.trainables.early_stop import eigenvalue_reports, sharpness_stop
 from sddarts.trainables.measure import alpha_entropy, alpha_sharpness, collapse_stats, supernet_accuracy
 from sddarts.trainables.run_logger import RunLogger
-from sddarts.trainables.runtime import make_loader, make_trainer, to_device
+from sddarts.trainables.runtime import device_augment, make_loader, make_trainer, to_device
 from sddarts.trainables.search_records import alpha_dict, log_cell_pictures, log_genotype_and_alpha
 from sddarts.trainables.search_step import SearchState, search_step
 from sddarts.trainables.step_stats import StepStats
@@ -60,7 +60,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 def search_loaders(cfg: SearchConfig, worker: Worker) -> tuple[DataLoader, DataLoader, DataLoader]:
     """Loaders over this worker's shard of the w-, alpha- and held-out splits."""
     splits = search_splits(cfg.dataset, cfg.data_dir, cfg.train_portion, cfg.holdout_portion, cfg.seed,
-                           cfg.download and worker.rank == 0)
+                           cfg.download and worker.rank == 0, crop_flip=not cfg.augment_on_device)
     return (make_loader(splits.w_train, cfg, worker.rank, worker.world),
             make_loader(splits.alpha_train, cfg, worker.rank, worker.world, stream=1),  # its own order
             make_loader(splits.holdout, cfg, worker.rank, worker.world, shuffle=False))
@@ -87,11 +87,12 @@ def search_epoch(state: SearchState, w_loader: DataLoader, a_loader: DataLoader,
     the w step and ``sd_loss_arch``/``agreement_arch`` of the alpha step where the SD term applies;
     ``snapshot_kl``, the mean KL of each new teacher against the student at its first use)."""
     cfg = state.cfg
-    stats = StepStats()
+    stats, augment = StepStats(), device_augment(cfg, device)
     for i, (bw, ba) in enumerate(zip(w_loader, a_loader)):
         if cfg.steps_per_epoch and i >= cfg.steps_per_epoch:
             break
-        search_step(state, to_device(bw, device, cfg.channels_last), to_device(ba, device, cfg.channels_last), stats)
+        search_step(state, to_device(bw, device, cfg.channels_last, augment),
+                    to_device(ba, device, cfg.channels_last, augment), stats)
     state.scheduler.step()
     sync_buffers(state.net)  # every replica, and so rank 0's checkpoint, holds the same statistics
     totals = stats.totals(device)

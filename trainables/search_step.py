@@ -47,7 +47,8 @@ class SearchState:
         w_opt = torch.optim.SGD(net.w_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         a_opt = torch.optim.Adam(net.alphas(), lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
-        ring = TeacherRing(cfg.vote_count if cfg.distills else 0, cfg.teacher_interval, cfg.voting, cfg.teacher_bn)
+        ring = TeacherRing(cfg.vote_count if cfg.distills else 0, cfg.teacher_interval, cfg.voting, cfg.teacher_bn,
+                           cfg.teacher_vmap)
         shadow = copy.deepcopy(net) if cfg.order == 2 else None
         return cls(cfg, net, model if model is not None else net, w_opt, a_opt, scheduler, ring, shadow)
 
