@@ -22,6 +22,17 @@ class GenotypeError(ValueError):
     """A genotype that is malformed or does not fit its search space."""
 
 
+def _whole(value, what: str) -> int:
+    """``value`` as an int, refusing anything that is not a whole number (1.7, True, "3")."""
+    try:
+        whole = int(value)
+    except (TypeError, ValueError, OverflowError):
+        whole = None
+    if whole is None or isinstance(value, (bool, str)) or whole != value:
+        raise GenotypeError(f"{what} {value!r} must be a whole number")
+    return whole
+
+
 @dataclass(frozen=True)
 class Genotype:
     """Two cells, each as 2 (op, input) pairs per intermediate node, plus the concatenated nodes,
@@ -40,7 +51,8 @@ class Genotype:
             raise GenotypeError(f"genotype.space {self.space!r} is not a DARTS-family space ({', '.join(CELL_SPACES)})")
         space = CELL_SPACES[self.space]
         for cell in ("normal", "reduce"):
-            edges = tuple((str(op), int(src)) for op, src in getattr(self, cell))
+            edges = tuple((str(op), _whole(src, f"genotype.{cell}[{i}]: input"))
+                          for i, (op, src) in enumerate(getattr(self, cell)))
             object.__setattr__(self, cell, edges)
             if len(edges) != 2 * STEPS:
                 raise GenotypeError(f"genotype.{cell} needs {2 * STEPS} (op, input) pairs, got {len(edges)}")
@@ -52,7 +64,7 @@ class Genotype:
                     raise GenotypeError(f"genotype.{cell}[{i}]: op {op!r} is not offered on edge {src}->{2 + i // 2} "
                                         f"of space {self.space}; use one of {', '.join(offered)}")
         for cell in ("normal_concat", "reduce_concat"):
-            concat = tuple(int(i) for i in getattr(self, cell))
+            concat = tuple(_whole(i, f"genotype.{cell}: node") for i in getattr(self, cell))
             object.__setattr__(self, cell, concat)
             if not concat or any(not 2 <= i < 2 + STEPS for i in concat):
                 raise GenotypeError(f"genotype.{cell} must list node states in [2, {1 + STEPS}], got {list(concat)}")
