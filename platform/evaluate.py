@@ -99,6 +99,7 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
     import torch
 
     from sddarts.trainables.eval_loop import build_network, make_eval_trainer
+    from sddarts.trainables.fatal import raise_if_fatal
     from sddarts.trainables.checkpoint import load_state
     from sddarts.trainables.runtime import STATE_FILE
 
@@ -116,6 +117,7 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
     with runs.ending(uri, run_id), runs.heartbeat(uri, run_id):
         client.log_text(run_id, source.genotype.to_json(), "genotype.json")
         result = make_eval_trainer(cfg, source.genotype, run, opts.storage_path).fit()
+        raise_if_fatal(result.metrics)  # a config, data or genotype error: failed on its first attempt
         out.update(result.metrics)
         if register:
             size = describe(source.genotype, cfg)

@@ -7,6 +7,7 @@ search's own run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from sddarts.platform.flags import add_config_flags
 from sddarts.platform.shell import command_name
 from sddarts.platform.cluster import connect
 from sddarts.platform.launch import RunOptions, add_run_flags, check_inputs
+from sddarts.trainables.fatal import raise_if_fatal
 from sddarts.search_spaces import genotype_from_json
 from sddarts.trainables.config import SEARCH_PRESETS, SearchConfig
 
@@ -91,14 +93,17 @@ def run_search(cfg: SearchConfig, opts: RunOptions, parent_run_id: str | None = 
     exp_id = runs.experiment_id(opts.tracking_uri, opts.experiment)
     tags = {**search_tags(cfg), **(extra_tags or {})}
     run_id = runs.open_run(opts.tracking_uri, exp_id, opts.name, tags, parent_run_id, opts.resume)
-    run = {"name": opts.name, "tracking_uri": opts.tracking_uri, "run_id": run_id}
+    run = {"name": opts.name, "tracking_uri": opts.tracking_uri, "run_id": run_id,
+           "attempt_log": os.environ.get("SDDARTS_ATTEMPT_LOG", "")}
     trainer = make_search_trainer(cfg, run, opts.storage_path, callbacks)
     if not own_status:
         with runs.heartbeat(opts.tracking_uri, run_id):
             result = trainer.fit()
+        raise_if_fatal(result.metrics)
     else:
         with runs.ending(opts.tracking_uri, run_id), runs.heartbeat(opts.tracking_uri, run_id):
             result = trainer.fit()
+            raise_if_fatal(result.metrics)  # a config or data error: failed on its first attempt
             log_records(opts.tracking_uri, run_id, result.checkpoint)
         runs.end_run(opts.tracking_uri, run_id, "FINISHED")
     metrics = dict(result.metrics or {})

@@ -71,6 +71,9 @@ def to_distributions(space: dict[str, dict[str, Any]], base: SearchConfig) -> di
             if spec["type"] == "categorical":
                 choices = list(spec["choices"])
                 values = choices
+                odd = [c for c in choices if c is not None and not isinstance(c, (bool, int, float, str))]
+                if odd:  # Optuna would warn about it, then store it badly
+                    raise SpaceError(f"space.{name}: choices must be numbers, strings, booleans or null (got {odd[0]!r})")
                 dist = optuna.distributions.CategoricalDistribution(choices)
             else:
                 cast = float if spec["type"] == "float" else int

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 from sddarts.platform.trials import ran_to_end  # noqa: E402
+from sddarts.trainables.fatal import KEY as FATAL_KEY  # noqa: E402
 
 TABLE_COLUMNS = ["epoch", "objective", "proxy_acc", "derived_val_acc", "val_acc", "discretization_gap", "hessian_eig",
                  "sd_loss", "teachers", "mlflow_run_id", "proxy_run_id", "genotype", "genotype_json"]
@@ -27,7 +28,8 @@ def trials_table(results, params: list[str], epochs: int):
     rows = []
     for result in results:
         metrics = result.metrics or {}
-        status = "error" if result.error else "completed" if ran_to_end(metrics, epochs) else "stopped"
+        status = ("error" if result.error or metrics.get(FATAL_KEY) else "completed" if ran_to_end(metrics, epochs)
+                  else "stopped")
         rows.append({"trial_id": metrics.get("trial_id", os.path.basename(str(result.path))), "status": status,
                      **{p: result.config.get(p, result.config.get("base", {}).get(p)) for p in params},
                      **{c: metrics.get(c) for c in TABLE_COLUMNS}, "_config": result.config})

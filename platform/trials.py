@@ -15,6 +15,8 @@ from typing import Any
 from sddarts.platform import runs
 from sddarts.platform.launch import RunOptions
 from sddarts.trainables.config import ConfigError, EvalConfig, SearchConfig
+from sddarts.trainables.fatal import FATAL_ERRORS
+from sddarts.trainables.fatal import KEY as FATAL_KEY
 
 TRIAL_DRIVER_CPU = 0.01  # a trial only drives its TorchTrainer; the workers reserve their own CPUs
 OBJECTIVE = "objective"  # reported once, by trials that completed: what the searcher learns from
@@ -88,10 +90,14 @@ def search_trial(config: dict[str, Any]) -> None:
     ctx = ray.tune.get_context()
     opts = RunOptions(name=f"{sweep['name']}-{ctx.get_trial_id()}", tracking_uri=sweep["tracking_uri"],
                       experiment=sweep["experiment"], storage_path=sweep["storage_path"], resume=True)
-    out = run_search(cfg, opts, parent_run_id=sweep["parent_run_id"], callbacks=[epoch_reports()],
-                     extra_tags={"kind": "search", "sweep": sweep["name"], "trial_id": ctx.get_trial_id(),
-                                 "trial_name": ctx.get_trial_name(), **({"variant": variant} if variant else {})},
-                     own_status=False)
+    try:
+        out = run_search(cfg, opts, parent_run_id=sweep["parent_run_id"], callbacks=[epoch_reports()],
+                         extra_tags={"kind": "search", "sweep": sweep["name"], "trial_id": ctx.get_trial_id(),
+                                     "trial_name": ctx.get_trial_name(), **({"variant": variant} if variant else {})},
+                         own_status=False)
+    except FATAL_ERRORS as exc:  # it would fail again: end the trial (no Tune retry); the callback fails its run
+        ray.tune.report({FATAL_KEY: f"{type(exc).__name__}: {exc}", OBJECTIVE: None})
+        return
     final = dict(out.metrics)
     final[OBJECTIVE] = final.get(sweep["metric"])
     if sweep.get("proxy_epochs"):
@@ -125,7 +131,7 @@ def ran_to_end(result: dict[str, Any] | None, epochs: int) -> bool:
 
 def trial_status(trial, epochs: int) -> str:
     """completed, stopped (by the scheduler), error, running or pending."""
-    if trial.status == "ERROR":
+    if trial.status == "ERROR" or (trial.last_result or {}).get(FATAL_KEY):
         return "error"
     if trial.status == "TERMINATED":
         return "completed" if ran_to_end(trial.last_result, epochs) else "stopped"
@@ -182,8 +188,12 @@ def make_callback(ropts: RunOptions, experiment_id: str, parent_run_id: str, epo
 
     class TrialRuns(Callback):
         def on_trial_complete(self, iteration, trials, trial, **info):
-            done = int((trial.last_result or {}).get("epoch", 0))
-            if ran_to_end(trial.last_result, epochs):
+            done = int((trial.last_result or {}).get("epoch", 0) or 0)
+            fatal = (trial.last_result or {}).get(FATAL_KEY)
+            if fatal:  # a config or data error, on its first attempt
+                finish(trial, "FAILED", {"error": str(fatal)[:4000]})
+                show(trials, trial, "error")
+            elif ran_to_end(trial.last_result, epochs):
                 finish(trial, "FINISHED", {})
                 show(trials, trial, "completed")
             else:

@@ -130,6 +130,8 @@ CASES = [  # (argv, or a function of the tmp folder giving it; what the one erro
     (lambda t: ["sweep", "--space-file", _file(t, "s.yaml", "vote_count: {type: int, low: 1.5, high: 3}\n")],
      "space.vote_count: low must be an integer for type int (got 1.5)"),
     (["sweep", "--metric", "bogus"], "argument --metric: invalid choice: 'bogus'"),
+    (lambda t: ["sweep", "--space-file", _file(t, "s.yaml", "voting: {type: categorical, choices: [[soft], hard]}\n")],
+     "space.voting: choices must be numbers, strings, booleans or null (got ['soft'])"),
     (["sweep", "--epochs", "3", "--grace-period", "3"], "grace_period must be < epochs (3)"),
     (["sweep", "--trials", "0"], "trials must be >= 1 (got 0)"),
     (lambda t: ["evaluate", "--genotype", _file(t, "g.json", b"\x89PNG\xff\xfe")], "is not a readable JSON text file"),
@@ -185,3 +187,17 @@ def test_bad_input_is_one_line_before_anything_starts(argv, message, tmp_path, m
     assert not any(p.name.startswith("checkpoint") for p in tmp_path.rglob("*"))
     if (tmp_path / "store.db").exists():
         assert len(runs.client(store).search_runs(["1"])) == before  # no run created
+
+
+def test_a_failed_download_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    from torchvision import datasets
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets.CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")  # a closed local port
+    monkeypatch.setattr(datasets.CIFAR10, "mirrors", [], raising=False)
+    target = tmp_path / "new" / "cifar"
+    assert _run(["search", "--dataset", "cifar10", "--data-dir", str(target), "--download",
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'store.db'}"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "could not download cifar10" in lines[0], lines
+    assert not (tmp_path / "new").exists()

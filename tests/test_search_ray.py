@@ -190,3 +190,17 @@ def test_a_killed_worker_recovers_exactly(ray_session, tmp_path, sqlite_uri, cap
         alphas[name]["genotype"] = run.data.tags["genotype"]
     assert alphas["killed"] == alphas["uninterrupted"]  # exactly: every float, and the genotype
     wait_for_free_cpus()
+
+
+def test_a_worker_side_data_error_fails_on_its_first_attempt(ray_session, tmp_path, sqlite_uri, monkeypatch):
+    attempts = tmp_path / "attempts.log"
+    monkeypatch.setenv("SDDARTS_ATTEMPT_LOG", str(attempts))  # run_search hands it to its workers
+    cfg = tiny_search(dataset="cifar10", data_dir=str(tmp_path / "no-cifar-here"), epochs=1, max_failures=2)
+    from sddarts.trainables.data import DataError
+
+    with pytest.raises(DataError, match="has no cifar10 batches"):
+        run_search(cfg, _opts(tmp_path, sqlite_uri, "fatal"))
+    assert attempts.read_text().splitlines() == ["fatal rank 0"]  # max_failures=2, yet one attempt
+    client = MlflowClient(sqlite_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("sddarts").experiment_id])
+    assert run.info.status == "FAILED" and "has no cifar10 batches" in run.data.tags["error"]

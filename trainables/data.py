@@ -7,6 +7,7 @@ batches loads exactly like the real one; torchvision only downloads it, and only
 from __future__ import annotations
 
 import pickle
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,10 +96,17 @@ def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _download(name: str, root: Path) -> None:
+    """Downloads CIFAR into ``root``; a failed download removes the folders it created."""
     from torchvision import datasets
 
+    created = [p for p in [root, *root.parents] if not p.exists()][::-1]
     root.mkdir(parents=True, exist_ok=True)
-    (datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100)(str(root), download=True)
+    try:
+        (datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100)(str(root), download=True)
+    except BaseException:
+        for folder in reversed(created):  # leave nothing behind; a partial archive goes too
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def load_cifar_arrays(name: str, data_dir: str, train: bool, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -69,6 +69,9 @@ class Worker:
         rank = ctx.get_world_rank()
         seed_everything(seed)
         log = RunLogger(run["tracking_uri"], run["run_id"], enabled=rank == 0)
+        if run.get("attempt_log"):  # a debugging aid ($SDDARTS_ATTEMPT_LOG on the driver): one line per worker start
+            with open(run["attempt_log"], "a") as fh:
+                fh.write(f"{run['name']} rank {rank}\n")
         device = ray.train.torch.get_device()
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
@@ -115,7 +118,7 @@ class Worker:
             if i:
                 self.say(f"resuming from the older checkpoint {candidate.path}")
             return saved
-        raise RuntimeError(f"no readable checkpoint among {len(candidates)} under {os.path.dirname(checkpoint.path)}")
+        raise CheckpointError(f"no readable checkpoint among {len(candidates)} under {os.path.dirname(checkpoint.path)}")
 
     def record(self, epoch: int, epochs: int, metrics: dict[str, Any], state: dict[str, Any],
                extra: Callable[[RunLogger], None] | None = None) -> None:

@@ -17,6 +17,7 @@ from sddarts.search_spaces import genotype_from_dict, get_space
 from sddarts.trainables.config import EvalConfig
 from sddarts.trainables.data import INFO, train_and_measure_splits
 from sddarts.trainables.epochs import Worker
+from sddarts.trainables.fatal import reporting_fatal
 from sddarts.trainables.measure import loss_and_accuracy
 from sddarts.trainables.runtime import autocast, device_augment, make_loader, make_trainer, to_device
 from sddarts.trainables.step_stats import StepStats
@@ -35,6 +36,7 @@ def measured_split(cfg: EvalConfig) -> str:
     return "val" if cfg.holdout_portion > 0 else "test"
 
 
+@reporting_fatal
 def eval_loop_per_worker(config: dict[str, Any]) -> None:
     """One worker of an evaluation. ``config``: {"eval": EvalConfig dict, "genotype": dict, "run": {...}}."""
     cfg = EvalConfig.from_dict(config["eval"])

@@ -77,6 +77,8 @@ def alpha_sharpness(net: Supernet, loader: DataLoader, device: torch.device, bat
                     tol: float, seed: int) -> Eigen:
     """Top Hessian eigenvalue of the held-out loss w.r.t. alpha on the first ``batches`` batches."""
     data = [b for _, b in zip(range(batches), loader)]
+    if not data:
+        raise ValueError("sharpness needs at least one held-out batch on every worker; lower --batch-size")
 
     def loss() -> torch.Tensor:
         return sum(F.cross_entropy(net(x.to(device)), y.to(device)) for x, y in data) / len(data)

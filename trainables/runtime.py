@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import random
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 import ray.train
 from sddarts.trainables.config import CommonConfig
@@ -57,16 +57,40 @@ def set_rng_state(rng: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
+class MeasureBatches(Sampler[list[int]]):
+    """The batches of a split that is measured, not trained on, for any number of workers: the
+    split is cut once into batches of ``batch_size`` (a partial last batch joins the one before,
+    so no batch's BatchNorm statistics come from a handful of samples) and batch k goes to worker
+    k % world. Every sample is counted once, with no padding, and each batch is the same on 1 or
+    N workers, so summed figures agree up to floating-point order."""
+
+    def __init__(self, n: int, batch_size: int, rank: int, world: int):
+        batches = [list(range(start, min(start + batch_size, n))) for start in range(0, n, batch_size)]
+        if len(batches) > 1 and len(batches[-1]) < batch_size:
+            short = batches.pop()
+            batches[-1] = batches[-1] + short
+        self.batches = batches[rank::world]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def make_loader(ds: Dataset, cfg: CommonConfig, rank: int, world: int, shuffle: bool = True,
                 stream: int = 0) -> DataLoader:
-    """A loader over this worker's shard, reshuffled per epoch (``sampler.set_epoch``) from the
-    config's seed; loaders of different ``stream`` draw independent orders (the sampler seeds
-    ``seed + stream * 2**32``, so no epoch of one stream repeats another's)."""
-    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=shuffle, seed=cfg.seed + stream * 2**32,
-                                 drop_last=shuffle)
+    """A loader over this worker's part of ``ds``. Training (``shuffle``): a shard reshuffled per
+    epoch (``sampler.set_epoch``) from the config's seed, incomplete batches dropped; loaders of
+    different ``stream`` draw independent orders (seeds ``seed + stream * 2**32``, so no epoch of
+    one stream repeats another's). Measuring: ``MeasureBatches``, every sample once."""
     workers = cfg.dataloader_workers
-    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers, drop_last=shuffle,
-                      pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+    common = dict(num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+    if not shuffle:
+        return DataLoader(ds, batch_sampler=MeasureBatches(len(ds), cfg.batch_size, rank, world), **common)
+    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed + stream * 2**32,
+                                 drop_last=True)
+    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **common)
 
 
 def autocast(cfg: CommonConfig, device: torch.device, enabled: bool = True):

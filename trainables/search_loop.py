@@ -19,6 +19,7 @@ from sddarts.trainables.data import INFO, search_splits
 from sddarts.trainables.distributed import WeightsOnly, replica_drift, sync_buffers, world_size
 from sddarts.trainables.epochs import Worker
 from sddarts.trainables.early_stop import eigenvalue_reports, sharpness_stop
+from sddarts.trainables.fatal import reporting_fatal
 from sddarts.trainables.measure import alpha_entropy, alpha_sharpness, collapse_stats, supernet_accuracy
 from sddarts.trainables.run_logger import RunLogger
 from sddarts.trainables.runtime import device_augment, make_loader, make_trainer, to_device
@@ -27,6 +28,7 @@ from sddarts.trainables.search_step import SearchState, search_step
 from sddarts.trainables.step_stats import StepStats
 
 
+@reporting_fatal
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """One Train worker of a search. ``config``: {"search": SearchConfig dict, "run": {name, tracking_uri, run_id}}."""
     cfg = SearchConfig.from_dict(config["search"])

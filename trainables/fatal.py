@@ -1,0 +1,42 @@
+"""Errors that would repeat on every attempt (bad config, bad data, a genotype that does not fit,
+a checkpoint that cannot be read safely). A worker that meets one ends its run by reporting it as
+``fatal_error`` rather than raising, so Ray Train does not restart the worker group for it (as it
+does for a lost worker or node, from the latest checkpoint); the driver then fails the run on its
+first attempt with the error's one line (``raise_if_fatal``)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from sddarts.search_spaces.genotypes import GenotypeError
+from sddarts.trainables.checkpoint import CheckpointError
+from sddarts.trainables.config import ConfigError
+from sddarts.trainables.data import DataError
+
+FATAL_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, GenotypeError, CheckpointError)
+ERROR_TYPES = {cls.__name__: cls for cls in FATAL_ERRORS}
+KEY = "fatal_error"
+
+
+def reporting_fatal(loop: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """``loop`` (a ``train_loop_per_worker``) that reports a fatal error instead of raising it."""
+    import functools
+
+    @functools.wraps(loop)
+    def wrapped(config: dict[str, Any]) -> None:
+        import ray.train
+
+        try:
+            loop(config)
+        except FATAL_ERRORS as exc:
+            ray.train.report({KEY: f"{type(exc).__name__}: {' '.join(str(exc).split())}"})
+
+    return wrapped
+
+
+def raise_if_fatal(metrics: dict[str, Any] | None) -> None:
+    """Raises the error a worker reported as fatal (its own type, its one line), if any."""
+    text = (metrics or {}).get(KEY)
+    if text:
+        name, _, message = str(text).partition(": ")
+        raise ERROR_TYPES.get(name, RuntimeError)(message or text)
