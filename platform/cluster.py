@@ -141,7 +141,12 @@ def connect(address: str | None, cfg: CommonConfig, per_trial_extra_cpu: float =
             # a Ray of this process's own: no token (Ray 2.59+ enables one by default and warns);
             # set RAY_AUTH_MODE=token to keep it
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(address=address or "local", configure_logging=True, logging_level="WARNING")
+        from sddarts.trainables.runtime import tracking_credentials
+
+        credentials = tracking_credentials()  # for the trials and Train controllers, which log to MLflow too
+        in_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ  # `ray job submit` set the job's env already
+        ray.init(address=address or "local", configure_logging=True, logging_level="WARNING",
+                 runtime_env={"env_vars": credentials} if credentials and not in_job else None)
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
     check_fits(cfg, resources, per_trial_extra_cpu)
     return resources

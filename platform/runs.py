@@ -60,6 +60,30 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
         reason = getattr(exc, "reason", exc)
         raise TrackingError(f"MLflow tracking server at {uri} is not reachable ({reason}); start it "
                             "(mlflow server --host 127.0.0.1 --port 5000) or pass another --tracking-uri") from None
+    check_credentials(uri, timeout)
+
+
+def check_credentials(uri: str, timeout: float = 5.0) -> None:
+    """A server with authentication (``mlflow server --app-name basic-auth``) must accept this
+    process's ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` (or ``MLFLOW_TRACKING_TOKEN``)."""
+    import base64
+
+    request = urllib.request.Request(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1")
+    user, password, token = (os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                                                          "MLFLOW_TRACKING_TOKEN"))
+    if user and password:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    elif token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        urllib.request.urlopen(request, timeout=timeout).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            given = "were refused" if (user or token) else "are not set"
+            raise TrackingError(f"MLflow server at {uri} needs credentials, and MLFLOW_TRACKING_USERNAME/"
+                                f"MLFLOW_TRACKING_PASSWORD {given} (HTTP {exc.code})") from None
+    except (urllib.error.URLError, OSError, TimeoutError):
+        pass  # /health answered; other API trouble surfaces where it happens
 
 
 def client(uri: str):

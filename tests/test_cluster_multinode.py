@@ -65,6 +65,8 @@ def test_ray_cluster_yaml_passes_the_launchers_validation():
     assert "pip install" in setup and "-e /home/ubuntu/sddarts" in setup and "ray[default,tune,train]==2.60.0" in setup
     start = "\n".join(config["head_start_ray_commands"])
     assert "mlflow server" in start and "--serve-artifacts" in start and "0.0.0.0" not in start
+    assert "--app-name basic-auth" in start and "MLFLOW_AUTH_ADMIN_PASSWORD" in start  # nobody writes unauthenticated
+    assert "mlflow[auth]==3.17.2" in setup
 
 
 @pytest.fixture(scope="module")

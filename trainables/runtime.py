@@ -4,6 +4,7 @@ is built."""
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 from typing import Any, Callable, Iterator
@@ -35,6 +36,14 @@ def progress(line: str) -> None:
     """One progress line on the driver's console (Ray's patched ``print`` would log it twice)."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
+
+
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def tracking_credentials() -> dict[str, str]:
+    """The MLflow credentials in this process's environment, which Ray's workers do not inherit."""
+    return {k: os.environ[k] for k in CREDENTIALS if os.environ.get(k)}
 
 
 def seed_everything(seed: int) -> None:
@@ -138,5 +147,6 @@ def make_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg:
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # our progress lines, not Train's
+            worker_runtime_env={"env_vars": tracking_credentials()},  # workers log to MLflow themselves
         ),
     )
