@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's SD-DARTS evidence: DARTS against six SD-DARTS variants over 8 paired seeds, with a
 # 3-epoch proxy retrain of every derived cell, on two embedded testbeds (NAS-Bench-201's cell and
-# RobustDARTS' S3, both on digits), each search 5 epochs (plain DARTS' cells are mostly skips by
-# then) with the eigenvalue measured at the end. About 30 minutes per testbed on a 2-core machine.
+# RobustDARTS' S3, both on digits), each search 5 epochs with the eigenvalue measured at the end.
+# About 60 minutes (collapse-demo) and 35 minutes (collapse-s3) on a 2-core machine.
 #   bash benchmarks/sd_variants.sh [OUT_DIR]      (default ./sd_variants; the logs and an MLflow store)
 set -euo pipefail
 cd "$(dirname "$0")/.."

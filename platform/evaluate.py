@@ -117,7 +117,7 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
     with runs.ending(uri, run_id), runs.heartbeat(uri, run_id):
         client.log_text(run_id, source.genotype.to_json(), "genotype.json")
         result = make_eval_trainer(cfg, source.genotype, run, opts.storage_path).fit()
-        raise_if_fatal(result.metrics)  # a config, data or genotype error: failed on its first attempt
+        raise_if_fatal(result.metrics, uri, run_id)  # a config, data or genotype error: failed on its first attempt
         out.update(result.metrics)
         if register:
             size = describe(source.genotype, cfg)

@@ -169,7 +169,7 @@ def open_run(uri: str, exp_id: str, name: str, tags: dict[str, str], parent_run_
             raise TrackingError(f"a run named {name!r} already exists ({existing.info.run_id}); "
                                 f"pass --resume {name} to continue it or choose another --name")
         c.update_run(existing.info.run_id, status="RUNNING")
-        for stale in ("error", "end_reason"):  # of the attempt that ended before
+        for stale in ("error", "end_reason", "fatal_error"):  # of the attempt that ended before
             if stale in existing.data.tags:
                 c.delete_tag(existing.info.run_id, stale)
         return existing.info.run_id

@@ -99,11 +99,11 @@ def run_search(cfg: SearchConfig, opts: RunOptions, parent_run_id: str | None = 
     if not own_status:
         with runs.heartbeat(opts.tracking_uri, run_id):
             result = trainer.fit()
-        raise_if_fatal(result.metrics)
+        raise_if_fatal(result.metrics, opts.tracking_uri, run_id)
     else:
         with runs.ending(opts.tracking_uri, run_id), runs.heartbeat(opts.tracking_uri, run_id):
             result = trainer.fit()
-            raise_if_fatal(result.metrics)  # a config or data error: failed on its first attempt
+            raise_if_fatal(result.metrics, opts.tracking_uri, run_id)  # a config or data error: failed on its first attempt
             log_records(opts.tracking_uri, run_id, result.checkpoint)
         runs.end_run(opts.tracking_uri, run_id, "FINISHED")
     metrics = dict(result.metrics or {})

@@ -29,14 +29,25 @@ def reporting_fatal(loop: Callable[[dict[str, Any]], None]) -> Callable[[dict[st
         try:
             loop(config)
         except FATAL_ERRORS as exc:
-            ray.train.report({KEY: f"{type(exc).__name__}: {' '.join(str(exc).split())}"})
+            text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            run = config.get("run", {})
+            if ray.train.get_context().get_world_rank() == 0 and run.get("run_id"):
+                from mlflow import MlflowClient  # the driver reads it there: Train keeps only checkpointed metrics
+
+                MlflowClient(run["tracking_uri"]).set_tag(run["run_id"], KEY, text[:4000])
+            ray.train.report({KEY: text})
 
     return wrapped
 
 
-def raise_if_fatal(metrics: dict[str, Any] | None) -> None:
-    """Raises the error a worker reported as fatal (its own type, its one line), if any."""
+def raise_if_fatal(metrics: dict[str, Any] | None, tracking_uri: str = "", run_id: str = "") -> None:
+    """Raises the error a worker reported as fatal (its own type, its one line), if any: in the
+    run's final metrics, or as the ``fatal_error`` tag rank 0 set on MLflow run ``run_id``."""
     text = (metrics or {}).get(KEY)
+    if not text and run_id:
+        from mlflow import MlflowClient
+
+        text = MlflowClient(tracking_uri).get_run(run_id).data.tags.get(KEY)
     if text:
         name, _, message = str(text).partition(": ")
         raise ERROR_TYPES.get(name, RuntimeError)(message or text)
