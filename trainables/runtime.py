@@ -145,8 +145,8 @@ def make_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg:
         run_config=ray.train.RunConfig(
             name=name, storage_path=storage_path, callbacks=callbacks or [],
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=3),  # two unreadable ones still leave one
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # our progress lines, not Train's
-            worker_runtime_env={"env_vars": tracking_credentials()},  # workers log to MLflow themselves
+            worker_runtime_env={"env_vars": tracking_credentials()} if tracking_credentials() else None,  # they log too
         ),
     )
