@@ -5,7 +5,7 @@ search takes them), first and second order, fp32 and bf16, and the reference DAR
 ``model_search.py``, ``benchmarks/reference_darts.py``) at the same config. Prints ms per step,
 images per second, the ratios the README quotes (our DARTS step against the reference, SD-DARTS'
 cost beyond its teachers' own inference forwards, second order against first), and each
-variant's peak memory (CUDA: ``max_memory_allocated``; CPU: peak RSS growth of a fresh process).
+variant's peak memory (CUDA: ``max_memory_allocated``; CPU: peak RSS growth of a fresh process over its imports).
 
     python benchmarks/search_step.py                                   # the demo's config
     python benchmarks/search_step.py --C 16 --layers 8 --batch 32 --size 32 --channels 3   # DARTS' search
@@ -120,8 +120,8 @@ def one(args) -> None:
     """``--one NAME``: three steps of NAME; prints the peak RSS growth (MB) as JSON."""
     import resource
 
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # imports only: the model and its steps count
     fn = make(args, args.one)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(3):
         fn()
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
