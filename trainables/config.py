@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from sddarts.search_spaces.spaces import SPACES as _SPACES
+from sddarts.trainables.distill import TEACHER_BN
 
 DATASETS = ("digits", "cifar10", "cifar100")
 SPACES = tuple(_SPACES)
@@ -145,7 +146,7 @@ class SearchConfig(CommonConfig):
     teacher_vmap: bool = param(False, "run all teachers in one vmapped forward (torch.func; same outputs, for "
                                "launch-bound GPUs; no faster on CPUs)")
     teacher_bn: str = param("batch", "how teachers normalise: batch (the batch's statistics, as the student) or "
-                            "running (eval mode, the snapshot's running statistics)", choices=("batch", "running"))
+                            "running (eval mode, the snapshot's running statistics)", choices=TEACHER_BN)
     sharpness_every: int = param(0, "epochs between Hessian-eigenvalue (sharpness) measurements (0 = off)", ge=0)
     sharpness_batches: int = param(2, "held-out batches per sharpness measurement", ge=1)
     sharpness_iters: int = param(30, "cap on Lanczos steps (Hessian-vector products) per sharpness measurement", ge=1, le=10_000)
