@@ -230,6 +230,8 @@ def build_tuner(base: SearchConfig, ropts: RunOptions, exp_id: str, parent: str,
     proxy settings every trial reads."""
     import ray.tune
 
+    from sddarts.platform.state_saves import StateOnStorage
+
     sweep_meta = {"name": ropts.name, "tracking_uri": ropts.tracking_uri, "experiment": ropts.experiment,
                   "storage_path": ropts.storage_path, "parent_run_id": parent, **sweep}
     columns = ["epoch", sweep["metric"]] + (["proxy_acc"] if sweep.get("proxy_epochs") else [])
@@ -240,7 +242,8 @@ def build_tuner(base: SearchConfig, ropts: RunOptions, exp_id: str, parent: str,
         run_config=ray.tune.RunConfig(
             name=ropts.name, storage_path=ropts.storage_path, verbose=0,  # our table, not Tune's
             failure_config=ray.tune.FailureConfig(max_failures=1),
-            callbacks=[make_callback(ropts, exp_id, parent, base.epochs, params, columns, planned)]),
+            callbacks=[make_callback(ropts, exp_id, parent, base.epochs, params, columns, planned),
+                       StateOnStorage()]),
     )
 
 
@@ -254,8 +257,12 @@ def restore_tuner(ropts: RunOptions) -> "ray.tune.Tuner":
 
 def fit_tuner(tuner, planned: int):
     """Fits the Tuner. Tune answers Ctrl-C by saving its state and returning early, so fewer ended
-    trials than ``planned`` is an interruption too (raised as KeyboardInterrupt)."""
-    results = tuner.fit()
+    trials than ``planned`` is an interruption too (raised as KeyboardInterrupt). A failed copy of
+    Tune's state to storage is one warning line (``state_saves``)."""
+    from sddarts.platform.state_saves import quiet_failed_saves
+
+    with quiet_failed_saves():
+        results = tuner.fit()
     if results.num_terminated + results.num_errors < planned:
         raise KeyboardInterrupt()
     return results

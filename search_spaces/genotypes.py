@@ -105,6 +105,23 @@ class Genotype:
 
         return f"N[{cell(self.normal)}] R[{cell(self.reduce)}]"
 
+    def to_python(self) -> str:
+        """``genotype.py``: the genotype as DARTS' ``genotypes.py`` writes one (its ``Genotype``
+        namedtuple, ``(op, input)`` pairs, ``range(2, 6)`` for the full concatenation)."""
+
+        def concat(nodes: tuple[int, ...]) -> str:
+            full = tuple(range(2, 2 + STEPS))
+            return f"range(2, {2 + STEPS})" if nodes == full else repr(list(nodes))
+
+        def edges(cell: tuple[Edge, ...]) -> str:
+            return "[" + ", ".join(f"({op!r}, {src})" for op, src in cell) + "]"
+
+        return (f"# Derived by sddarts in space {self.space!r}; paste the last line into DARTS' genotypes.py.\n"
+                "from collections import namedtuple\n\n"
+                "Genotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')\n\n"
+                f"SDDARTS = Genotype(normal={edges(self.normal)}, normal_concat={concat(self.normal_concat)}, "
+                f"reduce={edges(self.reduce)}, reduce_concat={concat(self.reduce_concat)})\n")
+
     def ops_of(self, cell: str) -> list[str]:
         """The chosen op of every edge of ``cell``."""
         return [op for op, _ in getattr(self, cell)]

@@ -79,6 +79,12 @@ class NB201Genotype:
     def short(self) -> str:
         return self.arch_str()
 
+    def to_python(self) -> str:
+        """``genotype.py``: the benchmark's string, as ``nats_bench``/NAS-Bench-201's API takes it."""
+        return ("# Derived by sddarts in NAS-Bench-201's cell space; look it up with\n"
+                "# nats_bench.create(path, 'tss', fast_mode=True).query_index_by_arch(ARCH)\n"
+                f"ARCH = {self.arch_str()!r}\n")
+
     def to_dict(self) -> dict:
         return {"space": self.space, "arch": self.arch_str()}
 

@@ -29,7 +29,7 @@ def _space(tmp_path: Path) -> str:
     return str(path)
 
 
-RECORDS = {"genotype.json", "alpha.json", "checkpoint/state.pt", "plots/cell_normal.png", "plots/cell_reduce.png",
+RECORDS = {"genotype.json", "genotype.py", "alpha.json", "checkpoint/state.pt", "plots/cell_normal.png", "plots/cell_reduce.png",
            "plots/alpha_heatmap.png", "plots/alpha_evolution.png", "plots/curves.png"}
 
 
@@ -172,4 +172,53 @@ def test_interrupted_asha_sweep_resumes_comparing_trials_at_the_same_epoch(ray_s
     first_done = finished[0].info.run_id
     assert client.get_run(first_done).info.end_time == finished[0].info.end_time  # not rerun
     assert parent.info.status == "FINISHED"
+    wait_for_free_cpus()
+
+
+def _wait_for(predicate, timeout: float, what: str, log: Path):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"no {what} within {timeout:.0f}s:\n" + log.read_text()[-3000:])
+
+
+def test_a_failed_copy_of_tunes_state_is_one_line_and_the_interrupted_sweep_still_resumes(ray_session, tmp_path,
+                                                                                         sqlite_uri):
+    from sddarts.platform.state_saves import state_files
+
+    env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+    runs = tmp_path / "runs"
+    args = [sys.executable, "-m", "sddarts.platform.cli", "sweep", *TINY, "--trials", "2", "--max-concurrent", "1",
+            "--no-asha", "--proxy-epochs", "0", "--space-file", _space(tmp_path), "--tracking-uri", sqlite_uri,
+            "--storage-path", str(runs)]
+    log_path = tmp_path / "first.log"
+    first = subprocess.Popen(args + ["--name", "sv"], env=env, cwd=tmp_path, stdout=log_path.open("w"),
+                             stderr=subprocess.STDOUT)
+    session = Path("/tmp/ray/session_latest").resolve()
+    (staging,) = _wait_for(lambda: list(session.glob("artifacts/*/sv/driver_artifacts")), 120, "staging folder", log_path)
+    _wait_for(lambda: (runs / "sv").is_dir(), 60, "experiment folder", log_path)
+    # A real copy failure in Ray's syncer: a file on storage where the staging folder holds a folder
+    (runs / "sv" / "blocker").write_text("a file")
+    (staging / "blocker").mkdir()
+    (staging / "blocker" / "x").write_text("x")
+    warning = "sddarts: warning: copying Tune's experiment state to storage failed (FileExistsError"
+    _wait_for(lambda: warning in log_path.read_text(), 120, "warning line", log_path)
+    first.send_signal(signal.SIGINT)  # Ctrl-C right after the failure: Tune's own last copy fails as well
+    assert first.wait(timeout=180) == 130
+    log = log_path.read_text()
+    assert "Traceback" not in log and "experiment_state.py" not in log, log[-3000:]
+    assert all(line.startswith("sddarts: warning:") for line in log.splitlines() if "experiment state" in line)
+    assert state_files(str(staging)) == state_files(str(runs / "sv"))  # what a resume reads is the newest state
+
+    second = subprocess.run(args + ["--resume", "sv"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    parent, children = parent_and_children(sqlite_uri, "sweep")
+    assert parent.info.status == "FINISHED" and len(children) == 2
+    client = MlflowClient(sqlite_uri)
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "val_acc")] == [1, 2]
     wait_for_free_cpus()

@@ -16,16 +16,14 @@ import ray.train.torch
 from sddarts.search_spaces import genotype_from_json, get_space
 from sddarts.trainables.config import SearchConfig
 from sddarts.trainables.data import INFO, search_splits
-from sddarts.trainables.distributed import WeightsOnly, replica_drift, sync_buffers, world_size
+from sddarts.trainables.distributed import WeightsOnly
 from sddarts.trainables.epochs import Worker
-from sddarts.trainables.early_stop import eigenvalue_reports, sharpness_stop
 from sddarts.trainables.fatal import reporting_fatal
-from sddarts.trainables.measure import alpha_entropy, alpha_sharpness, collapse_stats, supernet_accuracy
 from sddarts.trainables.run_logger import RunLogger
-from sddarts.trainables.runtime import device_augment, make_loader, make_trainer, to_device
+from sddarts.trainables.runtime import make_loader, make_trainer
+from sddarts.trainables.search_epoch import early_stop, measure, search_epoch
 from sddarts.trainables.search_records import alpha_dict, log_cell_pictures, log_genotype_and_alpha
-from sddarts.trainables.search_step import SearchState, search_step
-from sddarts.trainables.step_stats import StepStats
+from sddarts.trainables.search_step import SearchState
 
 
 @reporting_fatal
@@ -48,7 +46,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         metrics = search_epoch(state, w_loader, a_loader, worker.device)
         metrics.update(measure(state, holdout, worker.device, epoch + 1))
         state.genotypes[epoch + 1] = metrics["genotype_json"]
-        stopped = early_stop(state, metrics, worker)
+        stopped = early_stop(state, metrics, worker.say)
         metrics.update(epoch_time_s=time.time() - t0, mlflow_run_id=worker.log.run_id)
         state.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         state.alpha_history.append(tuple(w.detach().cpu().numpy() for w in state.net.op_weights()))
@@ -81,71 +79,6 @@ def build_state(cfg: SearchConfig, worker: Worker) -> SearchState:
         model = ray.train.torch.prepare_model(WeightsOnly(net), move_to_device=False,
                                               parallel_strategy_kwargs={"broadcast_buffers": False})
     return SearchState.create(cfg, net, model)
-
-
-def search_epoch(state: SearchState, w_loader: DataLoader, a_loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """One epoch of bilevel steps; the training figures over all workers (``train_ce`` is the
-    cross-entropy alone, ``train_loss`` adds the distillation term; ``sd_loss``/``agreement`` of
-    the w step and ``sd_loss_arch``/``agreement_arch`` of the alpha step where the SD term applies;
-    ``snapshot_kl``, the mean KL of each new teacher against the student at its first use)."""
-    cfg = state.cfg
-    stats, augment = StepStats(), device_augment(cfg, device)
-    for i, (bw, ba) in enumerate(zip(w_loader, a_loader)):
-        if cfg.steps_per_epoch and i >= cfg.steps_per_epoch:
-            break
-        search_step(state, to_device(bw, device, cfg.channels_last, augment),
-                    to_device(ba, device, cfg.channels_last, augment), stats)
-    state.scheduler.step()
-    sync_buffers(state.net)  # every replica, and so rank 0's checkpoint, holds the same statistics
-    totals = stats.totals(device)
-    metrics = {"step": state.step, "train_ce": stats.mean(totals, "ce"), "train_loss": stats.mean(totals, "loss"),
-               "train_acc": 100 * stats.mean(totals, "correct"), "teachers": len(state.ring),
-               "lr": state.scheduler.get_last_lr()[0]}
-    for key, count in (("sd_loss", "sd_n"), ("agreement", "sd_n"), ("sd_loss_arch", "sd_n_arch"),
-                       ("agreement_arch", "sd_n_arch"), ("snapshot_kl", "snapshots")):
-        if key in totals:
-            metrics[key] = stats.mean(totals, key, count)
-    return metrics
-
-
-def measure(state: SearchState, holdout: DataLoader, device: torch.device, epoch: int) -> dict[str, Any]:
-    """Held-out figures of the supernet and of its current genotype, alpha's entropy, the collapse
-    diagnostics, sharpness when due, and (on several workers) how far the replicas and teachers
-    drifted apart."""
-    cfg, net = state.cfg, state.net
-    genotype = net.derive()
-    val_loss, val_acc = supernet_accuracy(net, holdout, device)
-    _, derived_acc = supernet_accuracy(net, holdout, device, net.genotype_weights(genotype))
-    metrics: dict[str, Any] = {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc, "derived_val_acc": derived_acc,
-                               "discretization_gap": val_acc - derived_acc, "alpha_entropy": alpha_entropy(net),
-                               **collapse_stats(genotype, net.op_weights())}
-    if world_size() > 1:
-        metrics["replica_drift"] = replica_drift(net)
-        metrics["teacher_drift"] = max([replica_drift(t) for t in state.ring.teachers] + [0.0])
-    if cfg.sharpness_every and (epoch % cfg.sharpness_every == 0 or epoch == cfg.epochs):
-        eig = alpha_sharpness(net, holdout, device, cfg.sharpness_batches, cfg.sharpness_iters, cfg.sharpness_tol,
-                              seed=cfg.seed + state.step)
-        metrics.update(hessian_eig=eig.value, hessian_eig_residual=eig.residual, hessian_eig_iters=eig.iters)
-    metrics.update(genotype=genotype.short(), genotype_json=genotype.to_json(indent=None))
-    return metrics
-
-
-def early_stop(state: SearchState, metrics: dict[str, Any], worker: Worker) -> bool:
-    """DARTS-ES (``--early-stop sharpness``): True when this epoch's eigenvalue ends the search;
-    the epoch's genotype is then the look-back epoch's and ``es_returned_epoch`` says which."""
-    cfg = state.cfg
-    if cfg.early_stop != "sharpness" or "hessian_eig" not in metrics:
-        return False
-    back = sharpness_stop(eigenvalue_reports(state.history + [metrics]), cfg.es_window, cfg.es_factor,
-                          cfg.es_start_epoch, cfg.es_lookback)
-    if back is None:
-        return False
-    genotype = genotype_from_json(state.genotypes[back])
-    metrics.update(es_stopped_epoch=metrics["epoch"], es_returned_epoch=back, genotype=genotype.short(),
-                   genotype_json=genotype.to_json(indent=None))
-    worker.say(f"DARTS-ES: hessian_eig's local average grew more than {cfg.es_factor}x since epoch {back}: "
-               f"stopping at epoch {metrics['epoch']} with epoch {back}'s genotype")
-    return True
 
 
 def log_epoch_records(log: RunLogger, cfg: SearchConfig, metrics: dict[str, Any], net, epoch: int) -> None:

@@ -46,11 +46,13 @@ def alpha_dict(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def log_genotype_and_alpha(log: RunLogger, genotype, alphas: dict[str, Any]) -> None:
-    """The current genotype (``genotype.json`` and the ``genotype`` tag) and alpha per cell
+    """The current genotype (``genotype.json``, ``genotype.py`` as DARTS or NAS-Bench-201 write it,
+    and the ``genotype`` tag) and alpha per cell
     (``alpha.json``: ``alpha_<cell>`` and each edge's candidate ops ``ops_<cell>``)."""
     space = get_space(genotype.space)
     log.set_tags({"genotype": genotype.short()})
     log.log_dict(genotype.to_dict(), "genotype.json")
+    log.log_text(genotype.to_python(), "genotype.py")
     record: dict[str, Any] = {"space": genotype.space}
     for cell, alpha in alphas.items():
         record[f"alpha_{cell}"] = alpha.tolist()

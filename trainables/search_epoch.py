@@ -1,0 +1,82 @@
+"""One epoch of the search on one worker, whatever runs it (a Ray Train worker or ``Searcher``):
+the bilevel steps, the held-out measurements, and DARTS-ES' decision."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import DataLoader
+
+from sddarts.search_spaces import genotype_from_json
+from sddarts.trainables.distributed import replica_drift, sync_buffers, world_size
+from sddarts.trainables.early_stop import eigenvalue_reports, sharpness_stop
+from sddarts.trainables.measure import alpha_entropy, alpha_sharpness, collapse_stats, supernet_accuracy
+from sddarts.trainables.runtime import device_augment, to_device
+from sddarts.trainables.search_step import SearchState, search_step
+from sddarts.trainables.step_stats import StepStats
+
+
+def search_epoch(state: SearchState, w_loader: DataLoader, a_loader: DataLoader, device: torch.device) -> dict[str, float]:
+    """One epoch of bilevel steps; the training figures over all workers (``train_ce`` is the
+    cross-entropy alone, ``train_loss`` adds the distillation term; ``sd_loss``/``agreement`` of
+    the w step and ``sd_loss_arch``/``agreement_arch`` of the alpha step where the SD term applies;
+    ``snapshot_kl``, the mean KL of each new teacher against the student at its first use)."""
+    cfg = state.cfg
+    stats, augment = StepStats(), device_augment(cfg, device)
+    for i, (bw, ba) in enumerate(zip(w_loader, a_loader)):
+        if cfg.steps_per_epoch and i >= cfg.steps_per_epoch:
+            break
+        search_step(state, to_device(bw, device, cfg.channels_last, augment),
+                    to_device(ba, device, cfg.channels_last, augment), stats)
+    state.scheduler.step()
+    sync_buffers(state.net)  # every replica, and so rank 0's checkpoint, holds the same statistics
+    totals = stats.totals(device)
+    metrics = {"step": state.step, "train_ce": stats.mean(totals, "ce"), "train_loss": stats.mean(totals, "loss"),
+               "train_acc": 100 * stats.mean(totals, "correct"), "teachers": len(state.ring),
+               "lr": state.scheduler.get_last_lr()[0]}
+    for key, count in (("sd_loss", "sd_n"), ("agreement", "sd_n"), ("sd_loss_arch", "sd_n_arch"),
+                       ("agreement_arch", "sd_n_arch"), ("snapshot_kl", "snapshots")):
+        if key in totals:
+            metrics[key] = stats.mean(totals, key, count)
+    return metrics
+
+
+def measure(state: SearchState, holdout: DataLoader, device: torch.device, epoch: int) -> dict[str, Any]:
+    """Held-out figures of the supernet and of its current genotype, alpha's entropy, the collapse
+    diagnostics, sharpness when due, and (on several workers) how far the replicas and teachers
+    drifted apart."""
+    cfg, net = state.cfg, state.net
+    genotype = net.derive()
+    val_loss, val_acc = supernet_accuracy(net, holdout, device)
+    _, derived_acc = supernet_accuracy(net, holdout, device, net.genotype_weights(genotype))
+    metrics: dict[str, Any] = {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc, "derived_val_acc": derived_acc,
+                               "discretization_gap": val_acc - derived_acc, "alpha_entropy": alpha_entropy(net),
+                               **collapse_stats(genotype, net.op_weights())}
+    if world_size() > 1:
+        metrics["replica_drift"] = replica_drift(net)
+        metrics["teacher_drift"] = max([replica_drift(t) for t in state.ring.teachers] + [0.0])
+    if cfg.sharpness_every and (epoch % cfg.sharpness_every == 0 or epoch == cfg.epochs):
+        eig = alpha_sharpness(net, holdout, device, cfg.sharpness_batches, cfg.sharpness_iters, cfg.sharpness_tol,
+                              seed=cfg.seed + state.step)
+        metrics.update(hessian_eig=eig.value, hessian_eig_residual=eig.residual, hessian_eig_iters=eig.iters)
+    metrics.update(genotype=genotype.short(), genotype_json=genotype.to_json(indent=None))
+    return metrics
+
+
+def early_stop(state: SearchState, metrics: dict[str, Any], say: Callable[[str], None]) -> bool:
+    """DARTS-ES (``--early-stop sharpness``): True when this epoch's eigenvalue ends the search;
+    the epoch's genotype is then the look-back epoch's and ``es_returned_epoch`` says which."""
+    cfg = state.cfg
+    if cfg.early_stop != "sharpness" or "hessian_eig" not in metrics:
+        return False
+    back = sharpness_stop(eigenvalue_reports(state.history + [metrics]), cfg.es_window, cfg.es_factor,
+                          cfg.es_start_epoch, cfg.es_lookback)
+    if back is None:
+        return False
+    genotype = genotype_from_json(state.genotypes[back])
+    metrics.update(es_stopped_epoch=metrics["epoch"], es_returned_epoch=back, genotype=genotype.short(),
+                   genotype_json=genotype.to_json(indent=None))
+    say(f"DARTS-ES: hessian_eig's local average grew more than {cfg.es_factor}x since epoch {back}: "
+               f"stopping at epoch {metrics['epoch']} with epoch {back}'s genotype")
+    return True
