@@ -1,7 +1,8 @@
-"""The ``sddarts`` command line: search, sweep, evaluate, describe, compare, runs, ui.
+"""The ``sddarts`` command line: search, sweep, evaluate, describe, compare, export, runs, ui.
 
 Each command with logic of its own lives in its module (``search``, ``sweep``, ``compare``,
-``evaluate``) as ``add_parser`` and ``cmd_*``; they share one set-up path (``launch.prepare``).
+``evaluate``, ``export``, ``browse``) as ``add_parser`` and ``cmd_*``; they share one set-up path
+(``launch.check_inputs``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sddarts.platform import browse, compare, evaluate, search, sweep
+    from sddarts.platform import browse, compare, evaluate, export, search, sweep
 
     parser = OneLineParser(prog="sddarts", description="Self-Distillation DARTS on Ray, tracked in MLflow.",
                            allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (search, sweep, evaluate, compare, browse):
+    for module in (search, sweep, evaluate, compare, export, browse):
         module.add_parser(sub)
     u = sub.add_parser("ui", help="serve the MLflow UI for the tracking store on 127.0.0.1")
     u.add_argument("--port", type=int, default=5000)

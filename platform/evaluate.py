@@ -126,7 +126,7 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
                 net.load_state_dict(load_state(os.path.join(d, STATE_FILE))["net"])
             client.log_metric(run_id, "params_m", size["params_m"])
             client.log_metric(run_id, "flops_m", size["flops"] / 1e6)
-            out.update(size, version=register_model(uri, run_id, net, cfg, source.genotype.space, {
+            out.update(size, version=register_model(uri, run_id, net, cfg, source.genotype, {
                 "genotype": source.genotype.short(), "search_run_id": source.search_run_id or "",
                 "test_acc": f"{out['test_acc']:.2f}", "params": size["params"], "params_m": f"{size['params_m']:.3f}",
                 "flops": size["flops"], "eval_run_id": run_id}))

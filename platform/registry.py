@@ -20,15 +20,24 @@ from sddarts.trainables.config import ConfigError, EvalConfig
 from sddarts.trainables.data import INFO
 
 
+INPUT = "float32 images N x C x H x W with values in [0, 1] (pixel / 255; digits: pixel / 16), not normalised"
+
+
 class Classifier(nn.Module):
-    """What the registry serves: images in, logits out (no auxiliary head, no drop-path)."""
+    """What the registry serves and the exports hold: raw images in (``INPUT``), logits out. The
+    dataset's normalisation is inside; no auxiliary head, no drop-path."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, dataset: str, recipe: dict[str, Any] | None = None):
         super().__init__()
+        info = INFO[dataset]
         self.net = net
+        self.recipe = recipe or {}  # {"genotype": its dict, "eval_config": EvalConfig dict}: rebuilds ``net``
+        self.input_shape = (info.in_channels, info.image_size, info.image_size)
+        self.register_buffer("mean", torch.tensor(info.mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(info.std).view(1, -1, 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)[0]
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net((images - self.mean) / self.std)[0]
 
 
 @dataclass
@@ -91,20 +100,25 @@ def model_name(cfg: EvalConfig, space: str) -> str:
     return f"sddarts-{space}-{cfg.dataset}"
 
 
-def register_model(uri: str, run_id: str, net: nn.Module, cfg: EvalConfig, space: str, tags: dict[str, Any]) -> str:
-    """Saves the trained classifier (pt2, with signature and input example) as the run's ``model``
-    artifact and registers it as a new version of ``model_name(cfg, space)``; returns the version."""
+def register_model(uri: str, run_id: str, net: nn.Module, cfg: EvalConfig, genotype: AnyGenotype,
+                   tags: dict[str, Any]) -> str:
+    """Saves the trained classifier (raw images in, ``Classifier``; MLflow's default pt2 program,
+    with signature, input example, the input's description and the ``recipe`` that rebuilds it
+    in its metadata) as the run's ``model`` artifact and registers it as a new version of ``model_name(cfg, space)``; returns the version."""
     import mlflow.pytorch
     from mlflow.exceptions import MlflowException
 
-    info = INFO[cfg.dataset]
-    example = torch.zeros(2, info.in_channels, info.image_size, info.image_size).numpy()
+    recipe = {"genotype": genotype.to_dict(), "eval_config": cfg.to_dict()}
+    model = Classifier(net.cpu(), cfg.dataset, recipe).eval()
+    example = torch.rand(2, *model.input_shape, generator=torch.Generator().manual_seed(0)).numpy()
     client = runs.client(uri)
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "model")
-        mlflow.pytorch.save_model(Classifier(net.cpu()).eval(), path, input_example=example)
+        mlflow.pytorch.save_model(model, path, input_example=example,
+                                  metadata={"input": INPUT, "dataset": cfg.dataset, "output": "logits N x classes",
+                                            "recipe": recipe})
         client.log_artifacts(run_id, path, "model")
-    name = model_name(cfg, space)
+    name = model_name(cfg, genotype.space)
     try:
         client.get_registered_model(name)
     except MlflowException:

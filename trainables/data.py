@@ -23,18 +23,23 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class DatasetInfo:
+    """A dataset's shape and the normalisation its images get: an image as a user has it, float in
+    [0, 1] (pixel / 255; digits: pixel / 16), enters the network as ``(x - mean) / std``."""
+
     in_channels: int
     num_classes: int
     image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
 
 INFO = {
-    "digits": DatasetInfo(1, 10, 8),
-    "cifar10": DatasetInfo(3, 10, 32),
-    "cifar100": DatasetInfo(3, 100, 32),
+    "digits": DatasetInfo(1, 10, 8, (0.305,), (0.375,)),
+    "cifar10": DatasetInfo(3, 10, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": DatasetInfo(3, 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
-CIFAR_MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
-CIFAR_STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762)}
+CIFAR_MEAN = {name: INFO[name].mean for name in ("cifar10", "cifar100")}
+CIFAR_STD = {name: INFO[name].std for name in ("cifar10", "cifar100")}
 CIFAR_LAYOUT = {  # folder, training files, test file, label key
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels"),
     "cifar100": ("cifar-100-python", ["train"], "test", b"fine_labels"),
@@ -76,7 +81,7 @@ def _digits(train: bool) -> Dataset:
     cut = int(0.8 * len(order))
     idx = order[:cut] if train else order[cut:]
     x = torch.tensor(bunch.images[idx], dtype=torch.float32).unsqueeze(1) / 16.0
-    x = (x - 0.305) / 0.375
+    x = (x - INFO["digits"].mean[0]) / INFO["digits"].std[0]
     return TensorDataset(x, torch.tensor(bunch.target[idx], dtype=torch.long))
 
 

@@ -1,0 +1,160 @@
+"""``sddarts export``: a trained model out of MLflow, as ONNX, TorchScript or a state dict.
+
+Every format takes images as a user has them (``registry.INPUT``: float in [0, 1], N x C x H x W)
+with the dataset's normalisation inside, and says so: ONNX in its doc string and metadata (input
+``images``, dynamic batch, output ``logits``), TorchScript in its ``input.txt`` extra file, the
+state dict under ``input``. ONNX is checked with onnxruntime against PyTorch before it is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sddarts.platform import runs
+from sddarts.platform.registry import INPUT, Classifier
+from sddarts.trainables.config import ConfigError
+
+FORMATS = ("onnx", "torchscript", "state-dict")
+ONNX_TOLERANCE = 1e-4
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="write a trained model (registry or evaluate run) as ONNX, TorchScript or a state dict")
+    p.add_argument("source", metavar="RUN_OR_MODEL_URI",
+                   help="models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/model, or an evaluate run's id or name")
+    p.add_argument("--format", choices=FORMATS, required=True)
+    p.add_argument("--out", required=True, help="the file to write (its folder must exist)")
+    p.add_argument("--tracking-uri", default="", help="default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db")
+    p.add_argument("--experiment", default=runs.DEFAULT_EXPERIMENT, help="where to look up a run name")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    out = check_out(args.out)
+    uri = runs.resolve_tracking_uri(args.tracking_uri or None)
+    model = load_classifier(model_uri(args.source, uri, args.experiment), uri)
+    export(model, args.format, out)
+    print(f"wrote {out} ({args.format}; input: {INPUT})")
+    return 0
+
+
+def check_out(path: str) -> Path:
+    """``--out`` as a path whose folder exists and that is not a folder itself."""
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise ConfigError(f"--out {path!r} is a folder; give a file name such as {out / 'model.onnx'}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {path!r}: folder {str(out.parent)!r} does not exist")
+    return out
+
+
+def model_uri(source: str, uri: str, experiment: str) -> str:
+    """``source`` as an MLflow model URI: URIs pass through; a run id or name becomes its ``model``."""
+    if source.startswith(("models:/", "runs:/")):
+        return source
+    if runs.store_missing(uri):
+        raise ConfigError(f"{source!r} is not a models:/ or runs:/ URI, and {uri} holds no runs to look it up in")
+    run = runs.lookup(uri, experiment, source)
+    if run is None:
+        raise ConfigError(f"no MLflow run with id or name {source!r} in {uri}; pass an evaluate run or a models:/ URI")
+    if "model" not in {a.path for a in runs.client(uri).list_artifacts(run.info.run_id)}:
+        raise ConfigError(f"run {source!r} ({run.data.tags.get('kind', 'unknown')} run) has no model artifact; "
+                          "export an `sddarts evaluate` run or a models:/ URI")
+    return f"runs:/{run.info.run_id}/model"
+
+
+def load_classifier(source: str, uri: str) -> Classifier:
+    """The ``Classifier`` behind an MLflow model URI: rebuilt from the ``recipe`` in its metadata,
+    with the weights of its saved program (MLflow's pt2, a graph that no longer exports)."""
+    import mlflow.artifacts
+    import mlflow.pytorch
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    runs.check_tracking(uri)
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri, dst_path=d)
+        except (MlflowException, OSError) as exc:
+            raise ConfigError(f"cannot read model {source!r} from {uri}: {' '.join(str(exc).split())[:300]}") from exc
+        recipe = (Model.load(local).metadata or {}).get("recipe")
+        if not recipe:
+            raise ConfigError(f"{source!r} is not an sddarts classifier with its recipe in its metadata; "
+                              "retrain it with `sddarts evaluate` to export it")
+        weights = mlflow.pytorch.load_model(local).state_dict()
+    model = from_recipe(recipe)
+    model.load_state_dict(weights)
+    return model.eval()
+
+
+def from_recipe(recipe: dict[str, Any]) -> Classifier:
+    """An untrained ``Classifier`` of the genotype and network a recipe names."""
+    from sddarts.search_spaces import genotype_from_dict
+    from sddarts.trainables.config import EvalConfig
+    from sddarts.trainables.eval_loop import build_network
+
+    cfg = EvalConfig.from_dict(dict(recipe["eval_config"]))
+    return Classifier(build_network(genotype_from_dict(recipe["genotype"]), cfg), cfg.dataset, recipe)
+
+
+def export(model: Classifier, fmt: str, out: Path) -> None:
+    """Writes ``model`` to ``out`` in ``fmt`` (one of ``FORMATS``)."""
+    {"onnx": to_onnx, "torchscript": to_torchscript, "state-dict": to_state_dict}[fmt](model, out)
+
+
+def example(model: Classifier, n: int = 2) -> torch.Tensor:
+    return torch.rand(n, *model.input_shape, generator=torch.Generator().manual_seed(n))
+
+
+def to_onnx(model: Classifier, out: Path) -> None:
+    """ONNX through ``torch.onnx`` (dynamic batch), then checked with onnxruntime on 3 images."""
+    import onnx
+    import onnxruntime
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example(model),), str(out), dynamo=True, input_names=["images"],
+                          output_names=["logits"], dynamic_shapes={"images": {0: torch.export.Dim("batch")}})
+    proto = onnx.load(str(out))
+    proto.doc_string = f"input 'images': {INPUT}; output 'logits'"
+    onnx.helper.set_model_props(proto, {"input": INPUT, "input_shape": "x".join(map(str, model.input_shape))})
+    onnx.save(proto, str(out))
+    x = example(model, 3)
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
+    with torch.no_grad():
+        diff = float((got - model(x)).abs().max())
+    if diff > ONNX_TOLERANCE:
+        out.unlink()
+        raise RuntimeError(f"the ONNX export differs from PyTorch by {diff:.2e} (> {ONNX_TOLERANCE}); nothing written")
+
+
+def to_torchscript(model: Classifier, out: Path) -> None:
+    """A traced TorchScript module: loads with ``torch.jit.load`` alone, no sddarts needed."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, and still what servers load
+        traced = torch.jit.trace(model, example(model))
+        torch.jit.save(traced, str(out), _extra_files={"input.txt": INPUT})
+
+
+def to_state_dict(model: Classifier, out: Path) -> None:
+    """The weights and what rebuilds the network (``rebuild``), readable with ``weights_only=True``."""
+    state: dict[str, Any] = {"state_dict": model.state_dict(), "input": INPUT, "input_shape": list(model.input_shape),
+                             **model.recipe}
+    torch.save(state, str(out))
+
+
+def rebuild(path: str | Path) -> Classifier:
+    """The ``Classifier`` a ``state-dict`` export holds, built with sddarts."""
+    saved = torch.load(str(path), weights_only=True)
+    model = from_recipe({"genotype": saved["genotype"], "eval_config": saved["eval_config"]})
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
