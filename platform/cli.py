@@ -96,14 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line, whichever process raised it; SDDARTS_DEBUG=1 for the traceback
         if os.environ.get("SDDARTS_DEBUG") == "1":
             raise
-        cause = root_cause(exc)
-        if isinstance(cause, user_errors()):
-            print(f"sddarts: error: {cause}", file=sys.stderr)
-            return 2
-        detail = " ".join(f"{type(cause).__name__}: {cause}".split())
-        print(f"sddarts: error: the run failed: {detail[:600]} (the MLflow run holds the error; "
-              "SDDARTS_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 1
+        code, line = error_line(exc)
+        print(f"sddarts: error: {line}", file=sys.stderr)
+        return code
+
+
+def error_line(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one line for an error: 2 and its message for bad input (whichever
+    process raised it), 1 and ``the run failed: ...`` otherwise."""
+    cause = root_cause(exc)
+    if isinstance(cause, user_errors()):
+        return 2, str(cause)
+    detail = " ".join(f"{type(cause).__name__}: {cause}".split())
+    return 1, (f"the run failed: {detail[:600]} (the MLflow run holds the error; "
+               "SDDARTS_DEBUG=1 shows the traceback)")
 
 
 def user_errors() -> tuple[type[Exception], ...]:

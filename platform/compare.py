@@ -64,7 +64,8 @@ def parse_variants(specs: list[str], base: SearchConfig) -> dict[str, dict[str, 
     return variants
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def compare_from_args(args: argparse.Namespace) -> tuple[RunOptions, dict[str, Any]]:
+    """The comparison the flags describe, checked, then run."""
     ropts, base = check_inputs(args, SearchConfig, SEARCH_PRESETS, "compare", restore_config=False)
     if args.seeds < 1:
         raise ConfigError(f"seeds must be >= 1 (got {args.seeds})")
@@ -75,8 +76,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     resources = connect(ropts.address, base, TRIAL_DRIVER_CPU)
     print(f"sddarts compare {ropts.name}: DARTS vs {', '.join(variants)} in space {base.space}, "
           f"seeds 0..{args.seeds - 1}, {base.epochs} epochs", flush=True)
+    return ropts, run_compare(base, args.seeds, ropts, resources, proxy, variants)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
     try:
-        out = run_compare(base, args.seeds, ropts, resources, proxy, variants)
+        ropts, out = compare_from_args(args)
     except KeyboardInterrupt:
         print("\ninterrupted; the MLflow parent run is marked KILLED", file=sys.stderr)
         return 130

@@ -63,15 +63,21 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def evaluate_from_args(args: argparse.Namespace, source: GenotypeSource | None = None) -> tuple[RunOptions, dict]:
+    """The evaluation the flags describe (``source``: a genotype object from Python instead of
+    ``--search-run``/``--genotype``), checked, then run."""
     opts, cfg = check_inputs(args, EvalConfig, EVAL_PRESETS, "evaluate")
-    source = resolve_genotype(args.search_run or args.genotype, opts.tracking_uri, opts.experiment)
+    source = source or resolve_genotype(args.search_run or args.genotype, opts.tracking_uri, opts.experiment)
     check_network(source.genotype, cfg)
     connect(opts.address, cfg)
+    return opts, evaluate(cfg, source, opts)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
-        out = evaluate(cfg, source, opts)
+        opts, out = evaluate_from_args(args)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with: {command_name()} evaluate --resume '{opts.name}' and the --search-run or --genotype it ran with", file=sys.stderr)
+        print(f"\ninterrupted; resume with: {command_name()} evaluate --resume '{args.name}' and the --search-run or --genotype it ran with", file=sys.stderr)
         return 130
     _report(out, opts.tracking_uri)
     return 0

@@ -129,6 +129,7 @@ def run_options(args: argparse.Namespace, prefix: str) -> RunOptions:
     resume = getattr(args, "resume", None)
     name = resume or args.name or time.strftime(f"{prefix}-%Y%m%d-%H%M%S")
     check_name(name)
+    args.name = name  # the resolved name, for the command's own messages
     if not args.experiment.strip():
         raise ConfigError("experiment must be a non-empty name")
     runs.check_store_location(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""))

@@ -38,16 +38,21 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_search)
 
 
-def cmd_search(args: argparse.Namespace) -> int:
+def search_from_args(args: argparse.Namespace) -> tuple[RunOptions, SearchOutcome]:
+    """The search the flags describe, checked, then run (the CLI's and ``sddarts.search``'s path)."""
     opts, cfg = check_inputs(args, SearchConfig, SEARCH_PRESETS, "search")
     connect(opts.address, cfg)
     print(f"sddarts search {opts.name}: {cfg.dataset}, {cfg.num_workers} worker(s), {cfg.epochs} epochs, "
           f"{'SD-DARTS' if cfg.distills else 'plain DARTS'} (sd_weight={cfg.sd_weight:g}, vote_count={cfg.vote_count}, "
           f"teacher_interval={cfg.teacher_interval}, T={cfg.temperature:g}, voting={cfg.voting})", flush=True)
+    return opts, run_search(cfg, opts)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
     try:
-        out = run_search(cfg, opts)
+        opts, out = search_from_args(args)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the MLflow run is marked KILLED. Resume with: {command_name()} search --resume '{opts.name}' (same --storage-path and --tracking-uri)",
+        print(f"\ninterrupted; the MLflow run is marked KILLED. Resume with: {command_name()} search --resume '{args.name}' (same --storage-path and --tracking-uri)",
               file=sys.stderr)
         return 130
     m = out.metrics

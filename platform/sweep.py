@@ -115,7 +115,8 @@ def sweep_options(args: argparse.Namespace, base: SearchConfig, space: dict[str,
                         **proxy, space=space)
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def sweep_from_args(args: argparse.Namespace) -> tuple[RunOptions, dict[str, Any], dict[str, Any]]:
+    """The sweep the flags describe, checked, then run: (its options, its summary, the space)."""
     ropts, base = check_inputs(args, SearchConfig, SEARCH_PRESETS, "sweep", restore_config=False)
     dists = to_distributions(load_space(args.space_file) if args.space_file else DEFAULT_SPACE, base)
     points = None
@@ -129,10 +130,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"TPE after {sopts.startup_trials} random trials; "
           f"ASHA {'prunes on ' + sopts.prune_metric + f' from epoch {sopts.grace_period}' if sopts.asha else 'off'}; "
           f"{base.num_workers} worker(s) x {base.cpus_per_worker:g} CPU per trial", flush=True)
+    return ropts, run_sweep(base, dists, points, sopts, ropts, resources), dists
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
     try:
-        summary = run_sweep(base, dists, points, sopts, ropts, resources)
+        ropts, summary, dists = sweep_from_args(args)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with: {command_name()} sweep --resume '{ropts.name}' "
+        print(f"\ninterrupted; resume with: {command_name()} sweep --resume '{args.name}' "
               f"(same --storage-path and --tracking-uri)", file=sys.stderr)
         return 130
     print(f"\nsweep {ropts.name} finished in {summary['wall_s']:.0f}s: {summary['trials']} trials "

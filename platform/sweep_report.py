@@ -124,12 +124,13 @@ def log_sweep_summary(client, parent: str, results, sopts, params: list[str], ep
     """Logs the summary artifacts to the parent run; returns the best completed trial's config and
     genotype. Trials the scheduler stopped or that failed are counted apart, never ranked."""
     table = trials_table(results, params, epochs)
-    client.log_text(parent, table.drop(columns=["_config", "genotype_json"]).to_csv(index=False), "trials.csv")
+    shown = table.drop(columns=["_config", "genotype_json"])
+    client.log_text(parent, shown.to_csv(index=False), "trials.csv")
     counts = table["status"].value_counts()
     ranked_by = "proxy_acc" if sopts.proxy_epochs else sopts.metric
     summary: dict[str, Any] = {"trials": len(table), "completed": int(counts.get("completed", 0)),
                                "stopped": int(counts.get("stopped", 0)), "errors": int(counts.get("error", 0)),
-                               "best": None, "ranked_by": ranked_by}
+                               "best": None, "ranked_by": ranked_by, "rows": shown.to_dict("records")}
     for key in ("completed", "stopped", "errors"):
         client.log_metric(parent, f"trials_{key}", summary[key])
     best = best_row(table, "objective", sopts.objective_mode)

@@ -1,0 +1,57 @@
+"""The README's "From Python" block, run as written, and the API's one-line errors."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import sddarts
+from conftest import ROOT, wait_for_free_cpus
+
+
+def _readme_block() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## From Python", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.mark.ray
+def test_the_readmes_python_block_runs_as_written(ray_session, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the defaults: sqlite:///mlflow.db and sddarts_runs here
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    namespace: dict = {}
+    exec(compile(_readme_block(), "README.md", "exec"), namespace)
+    found, model, swept = namespace["found"], namespace["model"], namespace["swept"]
+    assert [e["epoch"] for e in found.history] == [1, 2] and "derived_val_acc" in found.history[-1]
+    assert found.genotype.space == "darts" and found.metrics["epoch"] == 2
+    assert model.model_uri == "models:/sddarts-darts-digits/1" and 0 <= model.metrics["test_acc"] <= 100
+    assert len(swept.rows) == 2 and {r["status"] for r in swept.rows} <= {"completed", "stopped"}
+    assert swept.parent_run_id and (tmp_path / "mlflow.db").is_file()
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.get_run(found.run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "py-search"
+    assert "genotype.py" in {a.path for a in client.list_artifacts(found.run_id)}
+    assert client.get_run(model.run_id).data.tags["mlflow.parentRunId"] == found.run_id
+    out = capsys.readouterr().out
+    assert found.genotype.short() in out
+    wait_for_free_cpus()
+
+
+@pytest.mark.parametrize("call,needle", [
+    (lambda: sddarts.search(vote_count=-1), "vote_count must be >= 0"),
+    (lambda: sddarts.search(vote_cnt=2), "unknown config field(s) vote_cnt"),
+    (lambda: sddarts.search(name="bad/name"), "name must be"),
+    (lambda: sddarts.evaluate("NOT_A_GENOTYPE"), "genotype 'NOT_A_GENOTYPE' is neither a built-in"),
+    (lambda: sddarts.sweep(trials=0), "trials must be >= 1"),
+])
+def test_bad_input_raises_the_clis_line_before_ray_starts(call, needle, tmp_path, monkeypatch):
+    import ray
+
+    monkeypatch.chdir(tmp_path)
+    was_running = ray.is_initialized()
+    with pytest.raises(sddarts.SddartsError) as info:
+        call()
+    assert needle in str(info.value) and "\n" not in str(info.value) and info.value.exit_code == 2
+    assert ray.is_initialized() == was_running and not Path("mlflow.db").exists()
