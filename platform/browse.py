@@ -29,7 +29,7 @@ EPOCH_COLUMNS = ("train_ce", "train_loss", "train_acc", "val_acc", "test_acc", "
                  "hessian_eig", "sd_loss", "alpha_entropy", "epoch_time_s")
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, help_preset: str = "") -> None:
     p = sub.add_parser("runs", help="list the tracking store's runs, or show one (config, epochs, genotype, artifacts)")
     p.add_argument("run", nargs="?", default=None, help="a run id or name to show (default: list runs)")
     p.add_argument("--kind", choices=KINDS, default=None, help="only runs of this kind")

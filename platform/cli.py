@@ -23,14 +23,15 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"sddarts: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(help_preset: str = "") -> argparse.ArgumentParser:
+    """The CLI's parser; ``help_preset``: the preset whose values the flags' help shows."""
     from sddarts.platform import browse, compare, evaluate, export, search, sweep
 
     parser = OneLineParser(prog="sddarts", description="Self-Distillation DARTS on Ray, tracked in MLflow.",
                            allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (search, sweep, evaluate, compare, export, browse):
-        module.add_parser(sub)
+        module.add_parser(sub, help_preset)
     u = sub.add_parser("ui", help="serve the MLflow UI for the tracking store on 127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--tracking-uri", default="", help="default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db")
@@ -89,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_consoles()
     argv = sys.argv[1:] if argv is None else argv
-    flags.HELP_PRESET = flags.preset_in(argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser(flags.preset_in(argv)).parse_args(argv)
     try:
         return args.func(args)
     except Exception as exc:  # one line, whichever process raised it; SDDARTS_DEBUG=1 for the traceback

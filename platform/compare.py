@@ -26,9 +26,9 @@ DEFAULT_VARIANT = "SD-DARTS"  # without --variant: the command's config itself
 _VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,39}")
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, help_preset: str = "") -> None:
     c = sub.add_parser("compare", help="plain DARTS vs SD-DARTS variants with the same seeds and settings (a grid sweep)")
-    add_config_flags(c, SearchConfig, SEARCH_PRESETS, "digits-demo", {"num_workers": 1})
+    add_config_flags(c, SearchConfig, SEARCH_PRESETS, "digits-demo", {"num_workers": 1}, help_preset=help_preset)
     c.add_argument("--seeds", type=int, default=5, help="seeds 0..K-1 for each variant (default 5)")
     c.add_argument("--variant", action="append", default=[], metavar="NAME='FLAGS'",
                    help="an SD-DARTS variant: config flags over the command's config, e.g. "

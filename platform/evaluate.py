@@ -18,13 +18,13 @@ from sddarts.platform.registry import GenotypeSource, check_network, describe, m
 from sddarts.trainables.config import EVAL_PRESETS, EvalConfig
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, help_preset: str = "") -> None:
     p = sub.add_parser("evaluate", help="retrain a genotype from scratch with Ray Train and register it in MLflow")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--search-run", metavar="RUN", help="an MLflow search run, by id or name (reads its genotype.json)")
     src.add_argument("--genotype", metavar="NAME_OR_FILE", help="a built-in (DARTS_V1, DARTS_V2), a genotype JSON file "
                      "of any space, or a NAS-Bench-201 string '|nor_conv_3x3~0|+|...|'")
-    add_config_flags(p, EvalConfig, EVAL_PRESETS, "digits-demo")
+    add_config_flags(p, EvalConfig, EVAL_PRESETS, "digits-demo", help_preset=help_preset)
     add_run_flags(p, "continue the evaluation NAME from its last checkpoint")
     p.set_defaults(func=cmd_evaluate)
 
@@ -102,7 +102,6 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
     """Retrains ``source.genotype`` from scratch in an MLflow run (a child of its search run, if
     any); with ``register`` also logs and registers the trained model. Returns the final metrics,
     size, run id and registry version."""
-    import torch
 
     from sddarts.trainables.eval_loop import build_network, make_eval_trainer
     from sddarts.trainables.fatal import raise_if_fatal

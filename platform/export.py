@@ -26,7 +26,7 @@ FORMATS = ("onnx", "torchscript", "state-dict")
 ONNX_TOLERANCE = 1e-4
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, help_preset: str = "") -> None:
     p = sub.add_parser("export", help="write a trained model (registry or evaluate run) as ONNX, TorchScript or a state dict")
     p.add_argument("source", metavar="RUN_OR_MODEL_URI",
                    help="models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/model, or an evaluate run's id or name")

@@ -6,10 +6,8 @@ import argparse
 import dataclasses
 from typing import Any
 
-from sddarts.trainables.config import CommonConfig, ConfigError, allowed_range
+from sddarts.trainables.config import CommonConfig, ConfigError, allowed_range, field_type
 
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
-HELP_PRESET = ""  # the --preset on the command line, set by the CLI before it builds the parser
 
 
 def preset_in(argv: list[str]) -> str:
@@ -28,22 +26,23 @@ def flag_name(field_name: str) -> str:
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type[CommonConfig], presets: dict[str, dict],
-                     default_preset: str, overrides: dict[str, Any] | None = None) -> None:
+                     default_preset: str, overrides: dict[str, Any] | None = None, help_preset: str = "") -> None:
     """Adds ``--preset`` and one flag per field of ``cls``; unset flags leave the preset's value.
-    Each flag's help shows the value the command uses with ``default_preset`` (and ``overrides``,
-    the command's own defaults, such as one worker per sweep trial)."""
+    Each flag's help shows the value the command uses with ``help_preset`` (the ``--preset`` on
+    the command line), else ``default_preset`` (and ``overrides``, the command's own defaults,
+    such as one worker per sweep trial)."""
     group = parser.add_argument_group(f"{cls.__name__} fields (override the preset)")
     parser.add_argument("--preset", choices=sorted(presets), default=None,
                         help=f"named defaults to start from; flags override them (default: {default_preset})")
     parser.set_defaults(preset_default=default_preset, config_overrides=dict(overrides or {}))
-    shown = HELP_PRESET if HELP_PRESET in presets else default_preset  # `--preset X --help` shows X's values
+    shown = help_preset if help_preset in presets else default_preset  # `--preset X --help` shows X's values
     add_field_flags(group, cls, cls.from_dict({**presets[shown], **(overrides or {})}), shown)
 
 
 def add_field_flags(group, cls: type[CommonConfig], defaults: CommonConfig, shown: str) -> None:
     """One flag per field of ``cls``, unset by default; its help shows ``defaults``' value."""
     for f in dataclasses.fields(cls):
-        typ = _TYPES[f.type] if isinstance(f.type, str) else f.type
+        typ = field_type(f)
         help_text = f"{f.metadata['help']} [{allowed_range(cls, f.name)}; {shown}: {getattr(defaults, f.name)!r}]"
         if typ is bool:
             group.add_argument(flag_name(f.name), dest=f.name, action=argparse.BooleanOptionalAction,

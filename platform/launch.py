@@ -15,7 +15,7 @@ from typing import Any
 
 from sddarts.platform import runs
 from sddarts.platform.flags import config_from_args
-from sddarts.trainables.config import CommonConfig, ConfigError
+from sddarts.trainables.config import CommonConfig, ConfigError, field_type
 
 NAME_RULE = ("1-100 ASCII letters, digits, spaces and . _ - ' + = , @ ( ), starting with a letter or digit "
              "(it names a checkpoint folder and an MLflow run)")
@@ -147,7 +147,7 @@ def resumed_config(cls: type[CommonConfig], presets: dict[str, dict], args: argp
     saved: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name in params:
-            typ = {"int": int, "float": float, "bool": bool, "str": str}[f.type] if isinstance(f.type, str) else f.type
+            typ = field_type(f)
             saved[f.name] = params[f.name] == "True" if typ is bool else typ(params[f.name])
     changed = [f"--{k.replace('_', '-')} {v!r} (the run has {saved[k]!r})" for k, v in vars(args).items()
                if k in saved and v != saved[k]]

@@ -31,9 +31,9 @@ class SearchOutcome:
     genotype: Any = None  # the genotype the search returns (any space)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, help_preset: str = "") -> None:
     p = sub.add_parser("search", help="run one SD-DARTS search (a Ray Train job) and derive a genotype")
-    add_config_flags(p, SearchConfig, SEARCH_PRESETS, "digits-demo")
+    add_config_flags(p, SearchConfig, SEARCH_PRESETS, "digits-demo", help_preset=help_preset)
     add_run_flags(p, "continue the search NAME from its last checkpoint, in the same MLflow run")
     p.set_defaults(func=cmd_search)
 

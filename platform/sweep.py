@@ -70,9 +70,9 @@ class SweepOptions:
         return tpe_startup_trials(self.trials)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, help_preset: str = "") -> None:
     p = sub.add_parser("sweep", help="tune SD-DARTS' knobs: Ray Tune + Optuna (TPE) + ASHA, one search per trial")
-    add_config_flags(p, SearchConfig, SEARCH_PRESETS, "digits-demo", {"num_workers": 1})
+    add_config_flags(p, SearchConfig, SEARCH_PRESETS, "digits-demo", {"num_workers": 1}, help_preset=help_preset)
     g = p.add_argument_group("sweep")
     g.add_argument("--trials", type=int, default=8, help="number of trials (searches; default 8)")
     g.add_argument("--workers-per-trial", dest="num_workers", type=int, default=argparse.SUPPRESS,

@@ -38,6 +38,14 @@ def _range_text(meta: dict) -> str:
     return " and ".join(part for part in (lo, hi) if part) or "any value"
 
 
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def field_type(f: dataclasses.Field) -> type:
+    """A config field's Python type (annotations are strings under ``from __future__ import annotations``)."""
+    return _TYPES[f.type] if isinstance(f.type, str) else f.type
+
+
 def allowed_range(cls: type, name: str) -> str:
     """The allowed range of field ``name`` in words, e.g. ``'>= 0'``."""
     return _range_text({f.name: f for f in dataclasses.fields(cls)}[name].metadata)
@@ -77,7 +85,7 @@ class CommonConfig:
         """Checks every field against its range; raises ConfigError naming the first bad field."""
         for f in dataclasses.fields(self):
             value, meta = getattr(self, f.name), f.metadata
-            expected = f.type if isinstance(f.type, type) else {"int": int, "float": float, "bool": bool, "str": str}[f.type]
+            expected = field_type(f)
             ok_type = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool))
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 ok_type = True
