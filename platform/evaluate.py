@@ -102,7 +102,6 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
     """Retrains ``source.genotype`` from scratch in an MLflow run (a child of its search run, if
     any); with ``register`` also logs and registers the trained model. Returns the final metrics,
     size, run id and registry version."""
-
     from sddarts.trainables.eval_loop import build_network, make_eval_trainer
     from sddarts.trainables.fatal import raise_if_fatal
     from sddarts.trainables.checkpoint import load_state

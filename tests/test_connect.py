@@ -62,6 +62,7 @@ def test_a_silent_listener_is_not_taken_for_a_ray_head_and_the_wait_is_bounded()
     assert address in message and "sent no gRPC reply within 3 s" in message and "\n" not in message
 
 
+@pytest.mark.ray
 def test_a_live_ray_gcs_passes_the_handshake(ray_session):
     from sddarts.platform.cluster import grpc_handshake
 

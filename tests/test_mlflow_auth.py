@@ -74,6 +74,7 @@ def test_without_credentials_nothing_is_written_and_the_cli_says_why(auth_server
     assert len(err) == 1 and "needs credentials" in err[0] and "are not set" in err[0], err
 
 
+@pytest.mark.ray
 def test_a_search_with_credentials_logs_from_its_workers(auth_server, ray_session, tmp_path, monkeypatch):
     from sddarts.platform.launch import RunOptions
     from sddarts.platform.search import run_search
