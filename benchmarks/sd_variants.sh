@@ -2,7 +2,7 @@
 # The README's SD-DARTS evidence: DARTS against six SD-DARTS variants over 8 paired seeds, with a
 # 3-epoch proxy retrain of every derived cell, on two embedded testbeds (NAS-Bench-201's cell and
 # RobustDARTS' S3, both on digits), each search 5 epochs with the eigenvalue measured at the end.
-# About 60 minutes (collapse-demo) and 35 minutes (collapse-s3) on a 2-core machine.
+# About 58 minutes (collapse-demo) and 56 minutes (collapse-s3) on a 2-core machine.
 #   bash benchmarks/sd_variants.sh [OUT_DIR]      (default ./sd_variants; the logs and an MLflow store)
 set -euo pipefail
 cd "$(dirname "$0")/.."

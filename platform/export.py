@@ -82,7 +82,8 @@ def load_classifier(source: str, uri: str) -> Classifier:
     runs.check_tracking(uri)
     with tempfile.TemporaryDirectory() as d:
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri, dst_path=d)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri(source, uri), tracking_uri=uri,
+                                                        dst_path=d)
         except (MlflowException, OSError) as exc:
             raise ConfigError(f"cannot read model {source!r} from {uri}: {' '.join(str(exc).split())[:300]}") from exc
         recipe = (Model.load(local).metadata or {}).get("recipe")
@@ -93,6 +94,21 @@ def load_classifier(source: str, uri: str) -> Classifier:
     model = from_recipe(recipe)
     model.load_state_dict(weights)
     return model.eval()
+
+
+def artifact_uri(source: str, uri: str) -> str:
+    """Where a model's files are: a ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` URI resolved
+    in the registry of ``uri`` (MLflow's own resolution reads the process-wide registry URI)."""
+    if not source.startswith("models:/"):
+        return source
+    client = runs.client(uri)
+    ref = source[len("models:/"):].strip("/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias).version
+    else:
+        name, _, version = ref.rpartition("/")
+    return client.get_model_version_download_uri(name, version)
 
 
 def from_recipe(recipe: dict[str, Any]) -> Classifier:

@@ -43,6 +43,18 @@ def _shutdown_ray_at_the_end():
         ray.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _tracking_uri_env_restored():
+    """``mlflow.set_tracking_uri`` writes MLFLOW_TRACKING_URI into the environment; a test that
+    calls it must not point the next test's default store elsewhere."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture
 def ray_session() -> str:
     """The session's Ray (see ``ensure_ray``), up for this test."""

@@ -68,10 +68,18 @@ def _png_images(tmp) -> torch.Tensor:
 
 
 def _registry_model(uri, model_uri):
+    """The registry's model as MLflow serves it (its pt2 program, captured in eval mode), read
+    without touching MLflow's process-wide tracking URI."""
+    import tempfile
+
+    import mlflow.artifacts
     import mlflow.pytorch
 
-    mlflow.set_tracking_uri(uri)
-    return mlflow.pytorch.load_model(model_uri)  # MLflow's pt2 program, captured in eval mode
+    from sddarts.platform.export import artifact_uri
+
+    local = mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri(model_uri, uri), tracking_uri=uri,
+                                                dst_path=tempfile.mkdtemp())
+    return mlflow.pytorch.load_model(local)
 
 
 def test_the_registered_model_normalises_raw_images_as_training_did(registered):

@@ -50,6 +50,7 @@ def test_bad_input_raises_the_clis_line_before_ray_starts(call, needle, tmp_path
     import ray
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     was_running = ray.is_initialized()
     with pytest.raises(sddarts.SddartsError) as info:
         call()
