@@ -51,7 +51,8 @@ def registered(tmp_path_factory):
             net(torch.randn(16, 1, 8, 8) * 2 + 1)
     net.eval()
     client = MlflowClient(uri)
-    run_id = client.create_run(client.create_experiment("sddarts")).info.run_id
+    exp = client.create_experiment("sddarts", artifact_location=str(tmp / "artifacts"))  # not ./mlruns
+    run_id = client.create_run(exp).info.run_id
     version = register_model(uri, run_id, net, CFG, GENOTYPE, {"genotype": GENOTYPE.short()})
     return uri, f"models:/sddarts-darts-digits/{version}", net, tmp
 
