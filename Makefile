@@ -8,7 +8,7 @@ PORT ?= 5000
 # Exact pins; pyproject.toml declares ranges. torch/torchvision come from this machine's disk.
 PINS := torch==2.14.1 torchvision==0.29.1
 STACK := "ray[default,tune,train]==2.60.0" optuna==5.0.0 "mlflow[auth]==3.17.2" \
-	onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0
+	onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0 nats_bench==1.8
 
 .PHONY: install demo test ui clean browser graphviz
 

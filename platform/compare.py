@@ -129,7 +129,9 @@ def run_compare(base: SearchConfig, seeds: int, ropts: RunOptions, resources: di
     exp_id = runs.experiment_id(uri, ropts.experiment)
     proxy = proxy or {"proxy_epochs": 0}
     variants = variants or {DEFAULT_VARIANT: {}}
-    metrics = FINAL + (("proxy_acc",) if proxy.get("proxy_epochs") else ())
+    from sddarts.trainables.nb201_bench import FIGURES
+
+    metrics = FINAL + (("proxy_acc",) if proxy.get("proxy_epochs") else ()) + (tuple(FIGURES) if base.nb201_bench else ())
     planned = (1 + len(variants)) * seeds
     parent = runs.open_run(uri, exp_id, ropts.name, {"kind": "compare", "space": base.space, "dataset": base.dataset})
     client = runs.client(uri)

@@ -35,6 +35,8 @@ def add_parser(sub, help_preset: str = "") -> None:
                    help="the network to build (channels, cells, dataset; default cifar10-nb201 for a nb201 genotype, "
                    "else cifar10-darts)")
     d.add_argument("--tracking-uri", default="", help="where to look up a search run id")
+    d.add_argument("--nb201-bench", default="", metavar="DIR", help="a nb201 cell: NATS-Bench's fast-mode archive for "
+                   "the benchmark's accuracies (default: $TORCH_HOME/NATS-tss-v1_0-3ffb9-simple where it exists)")
     d.set_defaults(func=cmd_describe)
 
 
@@ -60,7 +62,23 @@ def cmd_describe(args: argparse.Namespace) -> int:
     cells = f"{cfg.layers} cells per stage" if source.genotype.space == "nb201" else f"{cfg.layers} cells"
     print(f"network: {preset} ({source.genotype.space} space, {cfg.dataset}, C={cfg.C}, {cells})")
     _print_size(describe(source.genotype, cfg))
+    if source.genotype.space == "nb201":
+        _print_bench(source.genotype, args.nb201_bench)
     return 0
+
+
+def _print_bench(genotype, path: str) -> None:
+    """The benchmark's accuracies of an nb201 cell, where an archive is given or found."""
+    from sddarts.trainables.nb201_bench import FIGURES, figures_of, open_archive, resolve_archive
+
+    archive = resolve_archive(path)
+    if not archive:
+        print("NAS-Bench-201: no archive (pass --nb201-bench DIR for the benchmark's accuracies)")
+        return
+    found = figures_of(open_archive(archive), genotype.arch_str())
+    print(f"NAS-Bench-201 (200 epochs, mean over the benchmark's seeds; {archive}):")
+    for key in FIGURES:
+        print(f"  {key}: {found[key]:.2f}%" if key in found else f"  {key}: not in the archive")
 
 
 def evaluate_from_args(args: argparse.Namespace, source: GenotypeSource | None = None) -> tuple[RunOptions, dict]:

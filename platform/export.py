@@ -118,7 +118,18 @@ def from_recipe(recipe: dict[str, Any]) -> Classifier:
     from sddarts.trainables.eval_loop import build_network
 
     cfg = EvalConfig.from_dict(dict(recipe["eval_config"]))
-    return Classifier(build_network(genotype_from_dict(recipe["genotype"]), cfg), cfg.dataset, recipe)
+    info = recipe_info(recipe, cfg)
+    return Classifier(build_network(genotype_from_dict(recipe["genotype"]), cfg, info), info, recipe)
+
+
+def recipe_info(recipe: dict[str, Any], cfg) -> "DatasetInfo":
+    """The dataset's shape and normalisation a recipe recorded (an image folder need not be at hand)."""
+    from sddarts.trainables.data import DataSource, DatasetInfo, dataset_info
+
+    if "dataset" in recipe:
+        d = recipe["dataset"]
+        return DatasetInfo(d["in_channels"], d["num_classes"], d["image_size"], tuple(d["mean"]), tuple(d["std"]))
+    return dataset_info(DataSource.of(cfg))
 
 
 def export(model: Classifier, fmt: str, out: Path) -> None:

@@ -163,7 +163,6 @@ def check_inputs(args: argparse.Namespace, cls: type[CommonConfig], presets: dic
     server, storage path, whether the run exists (``--resume``) or not, the config (a resumed run's
     own, with ``restore_config``), the data files, and batches against each worker's share."""
     from sddarts.platform.cluster import check_address, ray_address
-    from sddarts.trainables.data import check_available
 
     opts = run_options(args, prefix)
     check_address(ray_address(opts.address))
@@ -181,9 +180,26 @@ def check_inputs(args: argparse.Namespace, cls: type[CommonConfig], presets: dic
                           f"pass --resume '{opts.name}' to continue it, or choose another --name")
     cfg = (resumed_config(cls, presets, args, existing.data.params) if opts.resume and restore_config
            else config_from_args(cls, presets, args))
-    n_train = check_available(cfg.dataset, cfg.data_dir, cfg.download)
-    check_shares(cfg, n_train)
-    return opts, cfg
+    return opts, check_data(cfg)
+
+
+def check_data(cfg: CommonConfig) -> CommonConfig:
+    """Reads the dataset on the driver and checks each worker's share of it; returns the config
+    with what the driver resolved recorded in it: an image folder's channel statistics and, for an
+    nb201 search, the NATS-Bench archive it found."""
+    from sddarts.trainables.config import SearchConfig
+    from sddarts.trainables.data import DataSource, check_available
+
+    seen = check_available(DataSource.of(cfg), cfg.download)
+    check_shares(cfg, seen.n_train)
+    if cfg.dataset == "imagefolder" and not cfg.data_mean:
+        cfg = cfg.replace(data_mean=",".join(f"{m:g}" for m in seen.info.mean),
+                          data_std=",".join(f"{s:g}" for s in seen.info.std))
+    if isinstance(cfg, SearchConfig) and cfg.space == "nb201":
+        from sddarts.trainables.nb201_bench import resolve_archive
+
+        cfg = cfg.replace(nb201_bench=resolve_archive(cfg.nb201_bench))
+    return cfg
 
 
 def check_shares(cfg: CommonConfig, n_train: int) -> None:

@@ -3,6 +3,7 @@ network it builds, and the trained classifier in the MLflow Model Registry."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from sddarts.search_spaces import BUILTIN_GENOTYPES, GenotypeError, genotype_fro
 from sddarts.search_spaces.network import count_flops, count_parameters
 from sddarts.search_spaces.spaces import AnyGenotype
 from sddarts.trainables.config import ConfigError, EvalConfig
-from sddarts.trainables.data import INFO
+from sddarts.trainables.data import DatasetInfo, DataSource, dataset_info
 
 
 INPUT = "float32 images N x C x H x W with values in [0, 1] (pixel / 255; digits: pixel / 16), not normalised"
@@ -27,11 +28,10 @@ class Classifier(nn.Module):
     """What the registry serves and the exports hold: raw images in (``INPUT``), logits out. The
     dataset's normalisation is inside; no auxiliary head, no drop-path."""
 
-    def __init__(self, net: nn.Module, dataset: str, recipe: dict[str, Any] | None = None):
+    def __init__(self, net: nn.Module, info: DatasetInfo, recipe: dict[str, Any] | None = None):
         super().__init__()
-        info = INFO[dataset]
         self.net = net
-        self.recipe = recipe or {}  # {"genotype": its dict, "eval_config": EvalConfig dict}: rebuilds ``net``
+        self.recipe = recipe or {}  # {"genotype", "eval_config", "dataset": DatasetInfo fields}: rebuilds ``net``
         self.input_shape = (info.in_channels, info.image_size, info.image_size)
         self.register_buffer("mean", torch.tensor(info.mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(info.std).view(1, -1, 1, 1))
@@ -89,14 +89,19 @@ def describe(genotype: AnyGenotype, cfg: EvalConfig) -> dict[str, Any]:
     from sddarts.trainables.eval_loop import build_network
 
     net = build_network(genotype, cfg)
-    info = INFO[cfg.dataset]
+    info = dataset_info(DataSource.of(cfg))
     params = count_parameters(net)
     return {"genotype": genotype.short(), "space": genotype.space, "params": params, "params_m": params / 1e6,
             "flops": count_flops(net, (info.in_channels, info.image_size, info.image_size))}
 
 
 def model_name(cfg: EvalConfig, space: str) -> str:
-    """One registered model per search space and dataset."""
+    """One registered model per search space and dataset (an image folder: its folder's name)."""
+    if cfg.dataset == "imagefolder":
+        import re
+
+        folder = Path(cfg.data_dir).expanduser().resolve().name or "images"
+        return f"sddarts-{space}-{re.sub(r'[^A-Za-z0-9._-]+', '-', folder)}"
     return f"sddarts-{space}-{cfg.dataset}"
 
 
@@ -108,8 +113,9 @@ def register_model(uri: str, run_id: str, net: nn.Module, cfg: EvalConfig, genot
     import mlflow.pytorch
     from mlflow.exceptions import MlflowException
 
-    recipe = {"genotype": genotype.to_dict(), "eval_config": cfg.to_dict()}
-    model = Classifier(net.cpu(), cfg.dataset, recipe).eval()
+    info = dataset_info(DataSource.of(cfg))
+    recipe = {"genotype": genotype.to_dict(), "eval_config": cfg.to_dict(), "dataset": dataclasses.asdict(info)}
+    model = Classifier(net.cpu(), info, recipe).eval()
     example = torch.rand(2, *model.input_shape, generator=torch.Generator().manual_seed(0)).numpy()
     client = runs.client(uri)
     with tempfile.TemporaryDirectory() as d:

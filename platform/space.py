@@ -28,7 +28,7 @@ DEFAULT_SPACE: dict[str, dict[str, Any]] = {
     "voting": {"type": "categorical", "choices": ["soft", "hard"]},
 }
 NOT_TUNABLE = {"num_workers", "cpus_per_worker", "gpus_per_worker", "epochs", "dataset", "data_dir", "download",
-               "loader_workers", "max_failures", "precision", "channels_last", "augment_on_device", "teacher_vmap"}
+               "image_size", "data_mean", "data_std", "nb201_bench", "loader_workers", "max_failures", "precision", "channels_last", "augment_on_device", "teacher_vmap"}
 
 
 class SpaceError(ConfigError):

@@ -31,7 +31,8 @@ from sddarts.platform.trials import (OBJECTIVE, TRIAL_DRIVER_CPU, add_proxy_flag
 from sddarts.trainables.config import SEARCH_PRESETS, ConfigError, SearchConfig
 
 METRICS = {"derived_val_acc": "max", "val_acc": "max", "val_loss": "min", "discretization_gap": "min",
-           "hessian_eig": "min", "alpha_entropy": "min"}  # per-epoch metrics ASHA can prune on
+           "hessian_eig": "min", "alpha_entropy": "min",
+           "bench_cifar10_valid": "max"}  # per-epoch metrics ASHA can prune on (of the benchmark's, the valid figure only)
 # Presets whose derived_val_acc sits near chance (a one-hot network on 8x8 digits after a few
 # epochs predicts one class): their sweeps rank by a proxy retrain of this many epochs by default.
 PROXY_EPOCHS = {"digits-demo": 3, "collapse-demo": 3, "collapse-s3": 3}
@@ -109,6 +110,10 @@ def sweep_options(args: argparse.Namespace, base: SearchConfig, space: dict[str,
     if args.asha and base.epochs > 1 and grace >= base.epochs:
         raise ConfigError(f"grace_period must be < epochs ({base.epochs}) so that ASHA has a rung (got {grace})")
     prune = args.prune_metric or (PROXY_PRUNE_METRIC if proxy["proxy_epochs"] else args.metric)
+    for flag, metric in (("metric", args.metric), ("prune_metric", prune)):
+        if metric.startswith("bench_") and not base.nb201_bench:
+            raise ConfigError(f"{flag} {metric} needs an nb201 search with a NAS-Bench-201 archive: pass --space nb201 "
+                              "and --nb201-bench DIR (or keep NATS-tss-v1_0-3ffb9-simple under $TORCH_HOME)")
     return SweepOptions(trials=args.trials, metric=args.metric, mode=METRICS[args.metric], prune_metric=prune, seed=base.seed,
                         baseline=args.baseline, asha=args.asha and base.epochs > 1, grace_period=grace,
                         reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent,

@@ -27,7 +27,7 @@ def proxy_config(cfg: SearchConfig, epochs: int, C: int = 0, layers: int = 0) ->
     data for ``epochs`` epochs, measured on its held-out split; same data, seed and resources, a
     network of ``C`` channels and ``layers`` cells (0: the search's), no auxiliary head, cutout or
     drop-path."""
-    shared = ("dataset", "data_dir", "seed", "batch_size", "steps_per_epoch", "num_workers", "cpus_per_worker",
+    shared = ("dataset", "data_dir", "image_size", "data_mean", "data_std", "seed", "batch_size", "steps_per_epoch", "num_workers", "cpus_per_worker",
               "gpus_per_worker", "loader_workers", "max_failures", "holdout_portion", "precision", "channels_last", "augment_on_device")
     return EvalConfig(**{k: getattr(cfg, k) for k in shared}, epochs=epochs, C=C or cfg.C, layers=layers or cfg.layers,
                       auxiliary_weight=0.0, cutout=0, drop_path=0.0).validate()

@@ -63,19 +63,39 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
+IMAGENET_STEM_AT = 64  # inputs of this side and more enter through DARTS' ImageNet stem
+
+
+def imagenet_stem(in_channels: int, C: int) -> tuple[nn.Module, nn.Module]:
+    """DARTS' ``NetworkImageNet`` stem: three stride-2 3x3 convolutions (1/8 of the side), as two
+    modules whose outputs are the first two cell inputs."""
+    stem0 = nn.Sequential(nn.Conv2d(in_channels, C // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2),
+                          nn.ReLU(inplace=True), nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
+                          nn.BatchNorm2d(C))
+    stem1 = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+    return stem0, stem1
+
+
 class DiscreteNetwork(nn.Module):
-    """The network a genotype builds. ``forward`` returns ``(logits, aux_logits or None)``."""
+    """The network a genotype builds (DARTS' ``NetworkCIFAR``; from ``IMAGENET_STEM_AT`` px its
+    ``NetworkImageNet`` stem). ``forward`` returns ``(logits, aux_logits or None)``."""
 
     def __init__(self, genotype: Genotype, C: int = 36, num_classes: int = 10, layers: int = 20,
                  in_channels: int = 3, auxiliary: bool = False, image_size: int = 32, stem_multiplier: int = 3):
         super().__init__()
         self.genotype, self.layers, self.auxiliary = genotype, layers, auxiliary
         self.drop_path_prob = 0.0
-        c_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
-        c_pp, c_p, c_curr = c_curr, c_curr, C
+        self.stem1 = None
+        if image_size >= IMAGENET_STEM_AT:
+            self.stem, self.stem1 = imagenet_stem(in_channels, C)
+            c_pp = c_p = C
+            reduction_prev, size = True, (image_size + 7) // 8
+        else:
+            c_pp = c_p = stem_multiplier * C
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, c_p, 3, padding=1, bias=False), nn.BatchNorm2d(c_p))
+            reduction_prev, size = False, image_size
+        c_curr, c_aux = C, c_p
         self.cells = nn.ModuleList()
-        reduction_prev, c_aux, size = False, c_p, image_size
         self.aux_at = reduction_layers(layers)[1]
         for i in range(layers):
             reduction = i in reduction_layers(layers)
@@ -94,6 +114,8 @@ class DiscreteNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         aux = None
         s0 = s1 = self.stem(x)
+        if self.stem1 is not None:
+            s1 = self.stem1(s0)
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
             if i == self.aux_at and self.aux_head is not None and self.training:

@@ -5,7 +5,7 @@ import torch
 from torchvision.transforms import v2
 
 from sddarts.trainables.augment import black_pixel, crop_flip
-from sddarts.trainables.data import CIFAR_MEAN, CIFAR_STD
+from sddarts.trainables.data import INFO
 
 
 def _candidates(image, fill, pad=4):
@@ -19,7 +19,7 @@ def _candidates(image, fill, pad=4):
 def test_each_image_is_a_padded_crop_flipped_or_not_with_varied_offsets():
     torch.manual_seed(0)
     x = torch.randn(64, 3, 8, 8)
-    fill = black_pixel("cifar10")
+    fill = black_pixel(INFO["cifar10"])
     out = crop_flip(x, fill)
     assert out.shape == x.shape
     picked = []
@@ -31,6 +31,6 @@ def test_each_image_is_a_padded_crop_flipped_or_not_with_varied_offsets():
 
 
 def test_the_fill_is_what_torchvision_pads_a_uint8_image_with_after_normalising():
-    black = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(CIFAR_MEAN["cifar10"], CIFAR_STD["cifar10"])])(
+    black = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(INFO["cifar10"].mean, INFO["cifar10"].std)])(
         torch.zeros(3, 1, 1, dtype=torch.uint8))
-    torch.testing.assert_close(black_pixel("cifar10"), black.view(3))
+    torch.testing.assert_close(black_pixel(INFO["cifar10"]), black.view(3))

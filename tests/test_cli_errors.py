@@ -67,7 +67,7 @@ def _labels(entry):
 
 
 CASES = [  # (argv, or a function of the tmp folder giving it; what the one error line says)
-    (["search", "--dataset", "mnist"], "dataset must be one of digits, cifar10, cifar100 (got 'mnist')"),
+    (["search", "--dataset", "mnist"], "dataset must be one of digits, cifar10, cifar100, cifar10-valid, ImageNet16-120, imagefolder (got 'mnist')"),
     (["search", "--space", "nb999"], "space must be one of darts, s1, s2, s3, s4, nb201 (got 'nb999')"),
     (["search", "--space", "s2", "--early-stop", "sharpness", "--sharpness-every", "0"],
      "early_stop sharpness needs sharpness_every >= 1"),

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from cifar_files import write_cifar
-from sddarts.trainables.data import DataError, check_available, load_dataset, search_splits, train_and_measure_splits
+from sddarts.trainables.data import DataError, DataSource, check_available, load_dataset, search_splits, train_and_measure_splits
 
 
 def test_digits_is_bundled_and_split():
-    train, test = load_dataset("digits", train=True), load_dataset("digits", train=False)
+    train, test = load_dataset(DataSource("digits"), train=True), load_dataset(DataSource("digits"), train=False)
     assert len(train) + len(test) == 1797 and len(test) == 360
     x, y = train[0]
     assert x.shape == (1, 8, 8) and 0 <= int(y) < 10
@@ -19,8 +19,8 @@ def test_digits_is_bundled_and_split():
 @pytest.mark.parametrize("name,classes,n_train", [("cifar10", 10, 60), ("cifar100", 100, 12)])
 def test_cifar_loads_from_its_own_format(tmp_path, name, classes, n_train):
     write_cifar(tmp_path, name)
-    train = load_dataset(name, str(tmp_path), train=True)
-    test = load_dataset(name, str(tmp_path), train=False)
+    train = load_dataset(DataSource(name, str(tmp_path)), train=True)
+    test = load_dataset(DataSource(name, str(tmp_path)), train=False)
     assert len(train) == n_train and len(test) == 12
     x, y = train[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= int(y) < classes
@@ -30,19 +30,19 @@ def test_cifar_loads_from_its_own_format(tmp_path, name, classes, n_train):
 
 def test_cifar_augmentation_and_cutout_change_the_image(tmp_path):
     write_cifar(tmp_path)
-    plain = load_dataset("cifar10", str(tmp_path), train=True, augment=False)
-    cut = load_dataset("cifar10", str(tmp_path), train=True, cutout=16)
+    plain = load_dataset(DataSource("cifar10", str(tmp_path)), train=True, augment=False)
+    cut = load_dataset(DataSource("cifar10", str(tmp_path)), train=True, cutout=16)
     torch.manual_seed(0)
     assert not torch.equal(plain[0][0], cut[0][0])
 
 
 def test_search_splits_three_ways_and_the_holdout_is_neither_trained_on_nor_augmented(tmp_path):
     write_cifar(tmp_path)
-    splits = search_splits("cifar10", str(tmp_path), 0.5, 0.2, seed=0)
+    splits = search_splits(DataSource("cifar10", str(tmp_path)), 0.5, 0.2, seed=0)
     w, a, held = splits.w_train.indices, splits.alpha_train.indices, splits.holdout.indices
     assert (len(held), len(w), len(a)) == (12, 24, 24)
     assert not set(w) & set(a) and not set(held) & (set(w) | set(a))
-    plain = load_dataset("cifar10", str(tmp_path), train=True, augment=False)
+    plain = load_dataset(DataSource("cifar10", str(tmp_path)), train=True, augment=False)
     torch.testing.assert_close(splits.holdout[0][0], plain[held[0]][0])  # no crop, no flip
     torch.testing.assert_close(splits.holdout[0][0], splits.holdout[0][0])
     torch.manual_seed(0)
@@ -51,30 +51,30 @@ def test_search_splits_three_ways_and_the_holdout_is_neither_trained_on_nor_augm
 
 def test_proxy_retrain_measures_on_the_searchs_holdout(tmp_path):
     write_cifar(tmp_path)
-    splits = search_splits("cifar10", str(tmp_path), 0.5, 0.2, seed=3)
-    train, measured = train_and_measure_splits("cifar10", str(tmp_path), 0.2, seed=3)
+    splits = search_splits(DataSource("cifar10", str(tmp_path)), 0.5, 0.2, seed=3)
+    train, measured = train_and_measure_splits(DataSource("cifar10", str(tmp_path)), 0.2, seed=3)
     assert measured.indices == splits.holdout.indices
     assert set(train.indices) == set(splits.w_train.indices) | set(splits.alpha_train.indices)
-    train, test = train_and_measure_splits("cifar10", str(tmp_path), 0.0, seed=3)
+    train, test = train_and_measure_splits(DataSource("cifar10", str(tmp_path)), 0.0, seed=3)
     assert len(train) == 60 and len(test) == 12  # the evaluation stage: training split, then test split
 
 
 def test_a_split_that_leaves_nothing_is_refused(tmp_path):
     write_cifar(tmp_path)
     with pytest.raises(DataError, match="holdout_portion 0.001 leaves an empty split"):
-        search_splits("cifar10", str(tmp_path), 0.5, 0.001, seed=0)
+        search_splits(DataSource("cifar10", str(tmp_path)), 0.5, 0.001, seed=0)
 
 
 def test_missing_data_dir_says_what_to_do(tmp_path):
     with pytest.raises(DataError, match="pass --download"):
-        check_available("cifar10", str(tmp_path / "nowhere"))
+        check_available(DataSource("cifar10", str(tmp_path / "nowhere")))
 
 
 def test_malformed_batch_is_named(tmp_path):
     write_cifar(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
     with pytest.raises(DataError, match="test_batch is not a CIFAR python batch"):
-        check_available("cifar10", str(tmp_path))
+        check_available(DataSource("cifar10", str(tmp_path)))
 
 
 def test_labels_out_of_range_are_rejected(tmp_path):
@@ -84,7 +84,7 @@ def test_labels_out_of_range_are_rejected(tmp_path):
     entry[b"labels"][0] = 42
     path.write_bytes(pickle.dumps(entry))
     with pytest.raises(DataError, match=r"labels must be in \[0, 9\]"):
-        load_dataset("cifar10", str(tmp_path), train=False)
+        load_dataset(DataSource("cifar10", str(tmp_path)), train=False)
 
 
 def test_augment_on_device_leaves_the_loader_images_uncropped_and_the_device_crops_them(tmp_path):
@@ -92,8 +92,8 @@ def test_augment_on_device_leaves_the_loader_images_uncropped_and_the_device_cro
     from sddarts.trainables.runtime import device_augment, to_device
 
     write_cifar(tmp_path)
-    splits = search_splits("cifar10", str(tmp_path), 0.5, 0.2, seed=0, crop_flip=False)
-    plain = load_dataset("cifar10", str(tmp_path), train=True, augment=False)
+    splits = search_splits(DataSource("cifar10", str(tmp_path)), 0.5, 0.2, seed=0, crop_flip=False)
+    plain = load_dataset(DataSource("cifar10", str(tmp_path)), train=True, augment=False)
     for i in range(4):  # the loader's images are the plain ones
         torch.testing.assert_close(splits.w_train[i][0], plain[splits.w_train.indices[i]][0])
     cfg = SearchConfig(dataset="cifar10", data_dir=str(tmp_path), augment_on_device=True)

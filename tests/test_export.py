@@ -14,7 +14,7 @@ from sddarts.platform.cli import main
 from sddarts.platform.registry import INPUT, register_model
 from sddarts.search_spaces import BUILTIN_GENOTYPES
 from sddarts.trainables.config import EvalConfig
-from sddarts.trainables.data import INFO, load_dataset
+from sddarts.trainables.data import INFO, DataSource, load_dataset
 from sddarts.trainables.eval_loop import build_network
 
 GENOTYPE = BUILTIN_GENOTYPES["DARTS_V2"]
@@ -97,7 +97,7 @@ def test_the_registered_model_normalises_raw_images_as_training_did(registered):
     bunch = load_digits()
     order = np.random.default_rng(0).permutation(len(bunch.target))
     first_test = order[int(0.8 * len(order))]
-    pipeline = load_dataset("digits", train=False)[0][0]
+    pipeline = load_dataset(DataSource("digits"), train=False)[0][0]
     raw_first = torch.tensor(bunch.images[first_test], dtype=torch.float32)[None] / 16.0
     assert torch.allclose(pipeline, (raw_first - info.mean[0]) / info.std[0], atol=1e-6)
     client = MlflowClient(uri)

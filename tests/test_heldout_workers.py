@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 from sddarts.search_spaces import get_space
 from sddarts.trainables.config import SearchConfig
-from sddarts.trainables.data import search_splits
+from sddarts.trainables.data import DataSource, search_splits
 from sddarts.trainables.measure import supernet_accuracy
 from sddarts.trainables.runtime import MeasureBatches, make_loader
 
@@ -31,7 +31,7 @@ def _measure(rank: int, world: int, port: int, out: str) -> None:
     torch.manual_seed(0)
     cfg = SearchConfig(space="s3", C=4, layers=3, batch_size=32)
     net = get_space("s3").supernet(4, 10, 3, 1)
-    holdout = search_splits("digits", "", cfg.train_portion, cfg.holdout_portion, cfg.seed).holdout
+    holdout = search_splits(DataSource("digits"), cfg.train_portion, cfg.holdout_portion, cfg.seed).holdout
     loss, acc = supernet_accuracy(net, make_loader(holdout, cfg, rank, world, shuffle=False), torch.device("cpu"))
     if rank == 0:
         with open(out, "w") as fh:

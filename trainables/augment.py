@@ -1,5 +1,5 @@
-"""DARTS' CIFAR augmentation (random crop with 4-pixel padding, horizontal flip) on a whole batch
-on its device, for ``augment_on_device``: the per-sample transforms then leave the loader workers,
+"""DARTS' CIFAR augmentation (random crop with ``size // 8``-pixel padding, 4 at 32 px; horizontal
+flip) on a whole batch on its device, for ``augment_on_device``: the per-sample transforms then leave the loader workers,
 and the batch never goes back to the host. Padding holds a black pixel, as torchvision's
 ``RandomCrop(32, padding=4)`` on the uint8 image does before normalisation."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from sddarts.trainables.data import CIFAR_MEAN, CIFAR_STD
+from sddarts.trainables.data import DatasetInfo
 
 
 def crop_flip(x: torch.Tensor, fill: torch.Tensor, pad: int = 4) -> torch.Tensor:
@@ -27,7 +27,7 @@ def crop_flip(x: torch.Tensor, fill: torch.Tensor, pad: int = 4) -> torch.Tensor
     return padded[batch, channel, rows, cols].contiguous(memory_format=torch.preserve_format)
 
 
-def black_pixel(dataset: str) -> torch.Tensor:
-    """The normalised value of a black pixel in ``dataset``'s channels."""
-    mean, std = torch.tensor(CIFAR_MEAN[dataset]), torch.tensor(CIFAR_STD[dataset])
+def black_pixel(info: DatasetInfo) -> torch.Tensor:
+    """The normalised value of a black pixel in the dataset's channels."""
+    mean, std = torch.tensor(info.mean), torch.tensor(info.std)
     return -mean / std

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from sddarts.search_spaces.spaces import SPACES as _SPACES
+from sddarts.trainables.data import DATASETS
 from sddarts.trainables.distill import TEACHER_BN
 
-DATASETS = ("digits", "cifar10", "cifar100")
 SPACES = tuple(_SPACES)
 
 
@@ -55,8 +55,15 @@ def allowed_range(cls: type, name: str) -> str:
 class CommonConfig:
     """Fields shared by the search and the evaluation stage."""
 
-    dataset: str = param("digits", "dataset to train on", choices=DATASETS)
-    data_dir: str = param("", "folder holding CIFAR's python batches ('' for digits, which is bundled)")
+    dataset: str = param("digits", "dataset to train on: digits (bundled), cifar10, cifar100, NAS-Bench-201's "
+                         "cifar10-valid and ImageNet16-120, or imagefolder (your own images)", choices=DATASETS)
+    data_dir: str = param("", "folder holding the dataset's files: CIFAR's python batches, ImageNet16/, or an image "
+                          "folder's train/ and val/ (or test/) ('' for digits, which is bundled)")
+    image_size: int = param(0, "imagefolder: side in pixels each image is resized (shorter side) and center-cropped to "
+                            "(0: 32); the other datasets have their own size", ge=0, le=1024)
+    data_mean: str = param("", "imagefolder: per-channel mean of the training images in [0, 1], comma-separated ('': "
+                           "computed on the driver and recorded)")
+    data_std: str = param("", "imagefolder: per-channel standard deviation, comma-separated ('': computed with the mean)")
     download: bool = param(False, "download CIFAR into --data-dir if it is missing")
     seed: int = param(0, "random seed (weights, alpha, data order)", ge=0, le=2**32 - 1)
     epochs: int = param(10, "training epochs", ge=1, le=100_000)
@@ -103,15 +110,43 @@ class CommonConfig:
             if bad:
                 raise ConfigError(f"{f.name} must be {_range_text(meta)} (got {value!r})")
         if self.dataset != "digits" and not self.data_dir:
-            raise ConfigError(f"data_dir must be set for dataset {self.dataset!r} (a folder for CIFAR's batches; add --download to fetch them)")
-        if self.augment_on_device and self.dataset == "digits":
-            raise ConfigError("augment_on_device applies to CIFAR's crop and flip; digits has no augmentation")
+            raise ConfigError(f"data_dir must be set for dataset {self.dataset!r} (the folder holding its files; for "
+                              "cifar10 and cifar100 add --download to fetch them)")
+        if self.download and self.dataset not in ("cifar10", "cifar100"):
+            raise ConfigError(f"download fetches cifar10 and cifar100 only (got dataset {self.dataset})")
+        if self.augment_on_device and self.dataset in ("digits", "imagefolder"):
+            raise ConfigError("augment_on_device applies to CIFAR's crop and flip (and to cifar10-valid's and "
+                              f"ImageNet16-120's); {self.dataset} augments in its loader")
+        self._validate_folder_fields()
         if self.gpus_per_worker and self.gpus_per_worker < 1 and self.num_workers > 1:
             raise ConfigError(f"gpus_per_worker must be >= 1 with num_workers {self.num_workers} (got "
                               f"{self.gpus_per_worker:g}): NCCL refuses two ranks on one GPU; use one worker per GPU")
         if self.C % 2:
             raise ConfigError(f"C must be even, since reduction cells halve channels in FactorizedReduce (got {self.C})")
         return self
+
+    def _validate_folder_fields(self) -> None:
+        """``image_size``, ``data_mean`` and ``data_std`` belong to an image folder; the statistics
+        are as many numbers as channels (1 or 3), the deviations positive."""
+        if self.dataset != "imagefolder":
+            for name, unset in (("image_size", 0), ("data_mean", ""), ("data_std", "")):
+                if getattr(self, name) != unset:
+                    raise ConfigError(f"{name} applies to dataset imagefolder only (got {getattr(self, name)!r} "
+                                      f"with dataset {self.dataset})")
+            return
+        if bool(self.data_mean.strip()) != bool(self.data_std.strip()):
+            raise ConfigError("data_mean and data_std go together: give both, or neither (computed from the images)")
+        stats = {}
+        for name in ("data_mean", "data_std"):
+            try:
+                stats[name] = [float(t) for t in getattr(self, name).split(",")] if getattr(self, name).strip() else []
+            except ValueError:
+                raise ConfigError(f"{name} must be comma-separated numbers, one per channel (got {getattr(self, name)!r})") from None
+        mean, std = stats["data_mean"], stats["data_std"]
+        if mean and (len(mean) not in (1, 3) or len(std) != len(mean) or min(std) <= 0
+                     or not all(math.isfinite(v) for v in mean + std)):
+            raise ConfigError(f"data_mean and data_std must be 1 or 3 finite numbers each, the deviations > 0 (got "
+                              f"{self.data_mean!r} and {self.data_std!r})")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -160,6 +195,8 @@ class SearchConfig(CommonConfig):
     sharpness_iters: int = param(30, "cap on Lanczos steps (Hessian-vector products) per sharpness measurement", ge=1, le=10_000)
     sharpness_tol: float = param(0.01, "sharpness: stop when the Ritz residual is below this share of the eigenvalue",
                                  gt=0, lt=1)
+    nb201_bench: str = param("", "nb201: NATS-Bench's fast-mode archive folder (NATS-tss-v1_0-3ffb9-simple); logs the "
+                             "benchmark's accuracy of the derived cell each epoch ('': $TORCH_HOME's copy if there)")
     plot_every: int = param(0, "epochs between cell-diagram artifacts (0 = only at the end)", ge=0)
     early_stop: str = param("none", "sharpness: stop when hessian_eig's local average grows by more than es_factor "
                             "(DARTS-ES) and return the look-back genotype", choices=("none", "sharpness"))
@@ -175,6 +212,8 @@ class SearchConfig(CommonConfig):
         min_layers = _SPACES[self.space].min_layers
         if self.layers < min_layers:
             raise ConfigError(f"layers must be >= {min_layers} for space {self.space} (got {self.layers})")
+        if self.nb201_bench and self.space != "nb201":
+            raise ConfigError(f"nb201_bench applies to space nb201 only (got space {self.space})")
         if self.early_stop == "sharpness" and not self.sharpness_every:
             raise ConfigError("early_stop sharpness needs sharpness_every >= 1 (the epochs between eigenvalue measurements)")
         return self

@@ -1,24 +1,21 @@
-"""Datasets: scikit-learn's bundled digits (the default, no download) and CIFAR-10/100.
-
-CIFAR is read straight from CIFAR's own python pickle batches, so a folder with a few hand-written
-batches loads exactly like the real one; torchvision only downloads it, and only with ``download``.
+"""Datasets: scikit-learn's bundled digits (the default, no download), CIFAR-10/100, NAS-Bench-201's
+``cifar10-valid`` and ``ImageNet16-120`` (``batches.py``), and your own image folder
+(``image_folder.py``). A :class:`DataSource` names one; every loop and check takes it.
 """
 
 from __future__ import annotations
 
-import pickle
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
-from torchvision.transforms import v2
 
-
-class DataError(ValueError):
-    """A dataset that is missing or malformed. The message says how to fix it."""
+from sddarts.trainables import batches, image_folder
+from sddarts.trainables.batches import DataError  # noqa: F401 - the data layer's one error
+from sddarts.trainables.transforms import Cutout, ImageArrayDataset, array_transform
 
 
 @dataclass(frozen=True)
@@ -33,44 +30,58 @@ class DatasetInfo:
     std: tuple[float, ...]
 
 
-INFO = {
+def _nb201(mean: list[float], std: list[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return tuple(round(m / 255, 4) for m in mean), tuple(round(s / 255, 4) for s in std)
+
+
+INFO = {  # the datasets whose shape is fixed; NAS-Bench-201's with the benchmark's own normalisation
     "digits": DatasetInfo(1, 10, 8, (0.305,), (0.375,)),
     "cifar10": DatasetInfo(3, 10, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": DatasetInfo(3, 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "cifar10-valid": DatasetInfo(3, 10, 32, *_nb201([125.3, 123.0, 113.9], [63.0, 62.1, 66.7])),
+    "ImageNet16-120": DatasetInfo(3, 120, 16, *_nb201([122.68, 116.66, 104.01], [63.22, 61.26, 65.09])),
 }
-CIFAR_MEAN = {name: INFO[name].mean for name in ("cifar10", "cifar100")}
-CIFAR_STD = {name: INFO[name].std for name in ("cifar10", "cifar100")}
-CIFAR_LAYOUT = {  # folder, training files, test file, label key
-    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels"),
-    "cifar100": ("cifar-100-python", ["train"], "test", b"fine_labels"),
-}
+DATASETS = (*INFO, "imagefolder")
 
 
-class Cutout:
-    """Zeroes one ``size`` x ``size`` square at a random centre (DeVries & Taylor, 2017; as in DARTS)."""
+@dataclass(frozen=True)
+class DataSource:
+    """Which data a run reads. ``image_size``, ``mean`` and ``std`` apply to ``imagefolder`` only
+    (0 and empty: 32 px, statistics computed from the training images)."""
 
-    def __init__(self, size: int):
-        self.size = size
+    name: str
+    data_dir: str = ""
+    image_size: int = 0
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        h, w = img.shape[-2:]
-        y, x = int(torch.randint(h, ())), int(torch.randint(w, ()))
-        img = img.clone()
-        img[..., max(0, y - self.size // 2): y + self.size // 2, max(0, x - self.size // 2): x + self.size // 2] = 0
-        return img
+    @classmethod
+    def of(cls, cfg: Any) -> "DataSource":
+        """The source a config names (its ``dataset``, ``data_dir``, ``image_size``, ``data_mean``, ``data_std``)."""
+        return cls(cfg.dataset, cfg.data_dir, cfg.image_size, parse_floats(cfg.data_mean), parse_floats(cfg.data_std))
+
+    @property
+    def size(self) -> int:
+        return self.image_size or (INFO[self.name].image_size if self.name in INFO else image_folder.DEFAULT_SIZE)
 
 
-class ImageArrayDataset(Dataset):
-    """uint8 images ``(N, C, H, W)`` and labels, with a tensor transform per sample."""
+def parse_floats(text: str) -> tuple[float, ...]:
+    """``'0.5,0.4, 0.3'`` -> (0.5, 0.4, 0.3); ``''`` -> ()."""
+    return tuple(float(t) for t in text.split(",")) if text.strip() else ()
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform):
-        self.images, self.labels, self.transform = images, labels, transform
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(self.images[i]), self.labels[i]
+def dataset_info(source: DataSource) -> DatasetInfo:
+    """The shape and normalisation of ``source`` (an image folder without statistics is read once
+    to compute them; the driver records them in the config, so workers never do)."""
+    if source.name in INFO:
+        return INFO[source.name]
+    if source.name != "imagefolder":
+        raise DataError(f"unknown dataset {source.name!r}; choose one of {', '.join(DATASETS)}")
+    mean, std = source.mean, source.std
+    if not mean:
+        seen = image_folder.inspect(source.data_dir, source.size)
+        mean, std = seen.mean, seen.std
+    return DatasetInfo(len(mean), len(image_folder.scan(source.data_dir).classes), source.size, mean, std)
 
 
 def _digits(train: bool) -> Dataset:
@@ -85,78 +96,21 @@ def _digits(train: bool) -> Dataset:
     return TensorDataset(x, torch.tensor(bunch.target[idx], dtype=torch.long))
 
 
-def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with path.open("rb") as fh:
-            entry = pickle.load(fh, encoding="bytes")
-        data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(entry[label_key], dtype=np.int64)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # pickle, key and shape errors all mean the same to the user
-        raise DataError(f"{path} is not a CIFAR python batch ({type(exc).__name__}: {exc})") from exc
-    if len(data) != len(labels):
-        raise DataError(f"{path} holds {len(data)} images but {len(labels)} labels")
-    return data, labels
-
-
-def _download(name: str, root: Path) -> None:
-    """Downloads CIFAR into ``root``; a failed download removes the folders it created."""
-    from torchvision import datasets
-
-    created = [p for p in [root, *root.parents] if not p.exists()][::-1]
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        (datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100)(str(root), download=True)
-    except BaseException:
-        for folder in reversed(created):  # leave nothing behind; a partial archive goes too
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-
-
-def load_cifar_arrays(name: str, data_dir: str, train: bool, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The uint8 images and labels of one CIFAR split, read from its python batches."""
-    folder, train_files, test_file, label_key = CIFAR_LAYOUT[name]
-    root = Path(data_dir).expanduser()
-    files = [root / folder / f for f in (train_files if train else [test_file])]
-    if download and not all(f.is_file() for f in files):
-        _download(name, root)
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise DataError(f"data_dir {str(root)!r} has no {name} batches (missing {missing[0]}); "
-                        f"pass --download to fetch them, or point --data-dir at the folder holding {folder}/")
-    parts = [_read_batch(f, label_key) for f in files]
-    empty = [str(f) for f, part in zip(files, parts) if len(part[1]) == 0]
-    if empty:
-        raise DataError(f"{empty[0]} holds no images")
-    images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
-    labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
-    classes = INFO[name].num_classes
-    if labels.min() < 0 or labels.max() >= classes:
-        raise DataError(f"{name} labels must be in [0, {classes - 1}], found {int(labels.min())}..{int(labels.max())}")
-    return images, labels
-
-
-def cifar_transform(name: str, train: bool, cutout: int = 0, crop_flip: bool = True) -> v2.Transform:
-    """DARTS' augmentation: random crop with 4-pixel padding and horizontal flip (unless
-    ``crop_flip`` is False: they then run on the device, ``augment.crop_flip``), then normalise."""
-    steps: list = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if train and crop_flip else []
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(CIFAR_MEAN[name], CIFAR_STD[name])]
-    if train and cutout > 0:
-        steps.append(Cutout(cutout))
-    return v2.Compose(steps)
-
-
-def load_dataset(name: str, data_dir: str = "", train: bool = True, augment: bool = True,
-                 cutout: int = 0, download: bool = False, crop_flip: bool = True) -> Dataset:
-    """One split of a dataset, ready for a DataLoader (``crop_flip`` False: CIFAR's crop and flip
-    are left to the device)."""
-    if name == "digits":
+def load_dataset(source: DataSource, train: bool = True, augment: bool = True, cutout: int = 0,
+                 download: bool = False, crop_flip: bool = True) -> Dataset:
+    """One split of a dataset, ready for a DataLoader (``crop_flip`` False: the crop and flip of
+    batch datasets are left to the device)."""
+    if source.name == "digits":
         return _digits(train)
-    if name not in CIFAR_LAYOUT:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(INFO)}")
-    images, labels = load_cifar_arrays(name, data_dir, train, download)
-    return ImageArrayDataset(images, labels, cifar_transform(name, train and augment, cutout, crop_flip))
+    info = dataset_info(source)
+    if source.name == "imagefolder":
+        folder = image_folder.scan(source.data_dir)
+        transform = image_folder.folder_transform(info.image_size, info.mean, info.std, train and augment,
+                                                  Cutout(cutout) if train and augment and cutout > 0 else None)
+        return image_folder.FolderImages(folder.train if train else folder.test, info.in_channels, transform)
+    images, labels = batches.load_arrays(source.name, source.data_dir, train, download)
+    return ImageArrayDataset(images, labels, array_transform(info.image_size, info.mean, info.std, train and augment,
+                                                             cutout, crop_flip))
 
 
 @dataclass(frozen=True)
@@ -178,12 +132,12 @@ def holdout_indices(n: int, holdout_portion: float, seed: int) -> tuple[list[int
     return order[:held], order[held:]
 
 
-def search_splits(name: str, data_dir: str, train_portion: float, holdout_portion: float, seed: int,
+def search_splits(source: DataSource, train_portion: float, holdout_portion: float, seed: int,
                   download: bool = False, crop_flip: bool = True) -> SearchSplits:
     """``holdout_portion`` of the training split is held out (without augmentation); of the rest,
     ``train_portion`` trains w and the remainder trains alpha (DARTS' split)."""
-    augmented = load_dataset(name, data_dir, train=True, download=download, crop_flip=crop_flip)
-    plain = load_dataset(name, data_dir, train=True, augment=False)
+    augmented = load_dataset(source, train=True, download=download, crop_flip=crop_flip)
+    plain = load_dataset(source, train=True, augment=False)
     held, rest = holdout_indices(len(augmented), holdout_portion, seed)
     cut = int(round(train_portion * len(rest)))
     if cut == 0 or cut == len(rest):
@@ -191,34 +145,67 @@ def search_splits(name: str, data_dir: str, train_portion: float, holdout_portio
     return SearchSplits(Subset(augmented, rest[:cut]), Subset(augmented, rest[cut:]), Subset(plain, held))
 
 
-def train_and_measure_splits(name: str, data_dir: str, holdout_portion: float, seed: int, cutout: int = 0,
+def train_and_measure_splits(source: DataSource, holdout_portion: float, seed: int, cutout: int = 0,
                              download: bool = False, crop_flip: bool = True) -> tuple[Dataset, Dataset]:
     """What a from-scratch training of a genotype trains on and measures on. With
     ``holdout_portion`` 0: the training split and the test split (the evaluation stage). Above 0:
     the search's w- and alpha-data together, and its held-out split (a proxy retrain)."""
-    augmented = load_dataset(name, data_dir, train=True, cutout=cutout, download=download, crop_flip=crop_flip)
+    augmented = load_dataset(source, train=True, cutout=cutout, download=download, crop_flip=crop_flip)
     if holdout_portion == 0:
-        return augmented, load_dataset(name, data_dir, train=False)
+        return augmented, load_dataset(source, train=False)
     held, rest = holdout_indices(len(augmented), holdout_portion, seed)
-    return Subset(augmented, rest), Subset(load_dataset(name, data_dir, train=True, augment=False), held)
+    return Subset(augmented, rest), Subset(load_dataset(source, train=True, augment=False), held)
 
 
-def check_available(name: str, data_dir: str, download: bool = False) -> int:
+@dataclass(frozen=True)
+class DataCheck:
+    """What the driver learnt reading a dataset: its shape, its classes and split sizes."""
+
+    info: DatasetInfo
+    n_train: int
+    n_test: int
+    classes: tuple[str, ...]
+
+
+
+def check_available(source: DataSource, download: bool = False) -> DataCheck:
     """Reads every file of the dataset on the driver (downloading CIFAR first with ``download``),
     so that a missing, malformed or empty file fails here with one line rather than in the
-    workers. Returns the number of training images."""
-    if name == "digits":
-        return len(_digits(True))
-    folder, train_files, test_file, _ = CIFAR_LAYOUT[name]
-    root = Path(data_dir).expanduser()
-    if download and not all((root / folder / f).is_file() for f in [*train_files, test_file]):
-        try:
-            _download(name, root)
-        except Exception as exc:  # offline, unwritable folder, a bad archive
-            raise DataError(f"could not download {name} into data_dir {str(root)!r} ({type(exc).__name__}: "
-                            f"{' '.join(str(exc).split())}); fetch it by hand or point --data-dir at a copy") from None
-    load_cifar_arrays(name, data_dir, train=False)
-    return len(load_cifar_arrays(name, data_dir, train=True)[1])
+    workers; an image folder's statistics are computed here unless given."""
+    if source.name == "digits":
+        return DataCheck(INFO["digits"], len(_digits(True)), len(_digits(False)), tuple(str(i) for i in range(10)))
+    if source.name == "imagefolder":
+        seen = image_folder.inspect(source.data_dir, source.size)
+        info = DatasetInfo(seen.channels, len(seen.folder.classes), source.size, source.mean or seen.mean,
+                           source.std or seen.std)
+        return DataCheck(info, len(seen.folder.train), len(seen.folder.test), seen.folder.classes)
+    if download and source.name in batches.CIFAR_LAYOUT:
+        files = batches.files_of(source.name, source.data_dir, True) + batches.files_of(source.name, source.data_dir, False)
+        if not all(f.is_file() for f in files):
+            try:
+                batches.download(source.name, Path(source.data_dir).expanduser())
+            except Exception as exc:  # offline, unwritable folder, a bad archive
+                raise DataError(f"could not download {source.name} into data_dir {source.data_dir!r} "
+                                f"({type(exc).__name__}: {' '.join(str(exc).split())}); fetch it by hand or point "
+                                "--data-dir at a copy") from None
+    n_test = len(batches.load_arrays(source.name, source.data_dir, train=False)[1])
+    n_train = len(batches.load_arrays(source.name, source.data_dir, train=True)[1])
+    info = INFO[source.name]
+    return DataCheck(info, n_train, n_test, tuple(str(i) for i in range(info.num_classes)))
+
+
+def source_record(source: DataSource) -> dict[str, Any]:
+    """The dataset as a run records it (``dataset.json``): its classes, shape and normalisation
+    (and an image folder's image counts); cheap: no image is opened."""
+    info = dataset_info(source)
+    out: dict[str, Any] = {"dataset": source.name, "data_dir": source.data_dir}
+    if source.name == "imagefolder":
+        folder = image_folder.scan(source.data_dir)
+        out.update(classes=list(folder.classes), train_images=len(folder.train), test_images=len(folder.test))
+    else:
+        out["classes"] = [str(i) for i in range(info.num_classes)]
+    return {**out, "num_classes": info.num_classes, "in_channels": info.in_channels, "image_size": info.image_size,
+            "mean": list(info.mean), "std": list(info.std)}
 
 
 def check_batches(n_train: int, batch_size: int, num_workers: int, parts: dict[str, float]) -> None:

@@ -82,9 +82,10 @@ class Worker:
         if self.rank == 0:
             progress(f"[{self.name}] {line}")
 
-    def resume(self, load: Callable[[dict[str, Any]], None], params: dict[str, Any]) -> int:
+    def resume(self, load: Callable[[dict[str, Any]], None], params: dict[str, Any],
+               records: dict[str, Any] | None = None) -> int:
         """Restores the loop's state from the latest checkpoint with ``load``; returns the epochs
-        done. A fresh run logs ``params`` instead."""
+        done. A fresh run logs ``params`` and ``records`` (artifact file -> JSON object) instead."""
         nodes = worker_nodes(ray.get_runtime_context().get_node_id())
         self.log.set_tags({"train_workers": self.world, "train_nodes": nodes, "device": str(self.device)})
         self.say(f"{self.world} worker(s) on {nodes} node(s), device {self.device}")
@@ -93,6 +94,8 @@ class Worker:
         if checkpoint is None:
             if not self.logged:
                 self.log.log_params(params)
+                for name, obj in (records or {}).items():
+                    self.log.log_dict(obj, name)
             return 0
         saved = self.load_newest_readable(checkpoint)
         load(saved)

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 import ray.train.torch
 from sddarts.search_spaces import genotype_from_dict, get_space
 from sddarts.trainables.config import EvalConfig
-from sddarts.trainables.data import INFO, train_and_measure_splits
+from sddarts.trainables.data import DataSource, dataset_info, source_record, train_and_measure_splits
 from sddarts.trainables.epochs import Worker
 from sddarts.trainables.fatal import reporting_fatal
 from sddarts.trainables.measure import loss_and_accuracy
@@ -23,9 +23,10 @@ from sddarts.trainables.runtime import autocast, device_augment, make_loader, ma
 from sddarts.trainables.step_stats import StepStats
 
 
-def build_network(genotype, cfg: EvalConfig) -> torch.nn.Module:
-    """The network ``genotype`` builds in its own space (``forward`` gives (logits, aux or None))."""
-    info = INFO[cfg.dataset]
+def build_network(genotype, cfg: EvalConfig, info=None) -> torch.nn.Module:
+    """The network ``genotype`` builds in its own space (``forward`` gives (logits, aux or None)) for
+    the dataset ``info`` describes (default: the config's)."""
+    info = info or dataset_info(DataSource.of(cfg))
     return get_space(genotype.space).network(genotype, cfg.C, info.num_classes, cfg.layers, info.in_channels,
                                              cfg.auxiliary_weight > 0, info.image_size)
 
@@ -42,7 +43,7 @@ def eval_loop_per_worker(config: dict[str, Any]) -> None:
     cfg = EvalConfig.from_dict(config["eval"])
     genotype = genotype_from_dict(config["genotype"])
     worker = Worker.start(config["run"], cfg.seed)
-    train_ds, measure_ds = train_and_measure_splits(cfg.dataset, cfg.data_dir, cfg.holdout_portion, cfg.seed,
+    train_ds, measure_ds = train_and_measure_splits(DataSource.of(cfg), cfg.holdout_portion, cfg.seed,
                                                     cfg.cutout, cfg.download and worker.rank == 0,
                                                     crop_flip=not cfg.augment_on_device)
     train_loader = make_loader(train_ds, cfg, worker.rank, worker.world)
@@ -60,7 +61,7 @@ def eval_loop_per_worker(config: dict[str, Any]) -> None:
         scheduler.load_state_dict(saved["scheduler"])
 
     split = measured_split(cfg)
-    start = worker.resume(load, cfg.to_dict())
+    start = worker.resume(load, cfg.to_dict(), {"dataset.json": source_record(DataSource.of(cfg))})
     for epoch in range(start, cfg.epochs):
         t0 = time.time()
         train_loader.sampler.set_epoch(epoch)

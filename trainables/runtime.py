@@ -119,13 +119,15 @@ def to_device(tensors, device: torch.device, channels_last: bool = False,
 
 
 def device_augment(cfg: CommonConfig, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """CIFAR's crop and flip for a training batch on ``device`` with ``augment_on_device``, else None."""
+    """The batch datasets' crop and flip for a training batch on ``device`` with ``augment_on_device``, else None."""
     if not cfg.augment_on_device:
         return None
     from sddarts.trainables.augment import black_pixel, crop_flip
+    from sddarts.trainables.data import DataSource, dataset_info
 
-    fill = black_pixel(cfg.dataset).to(device)
-    return lambda x: crop_flip(x, fill)
+    info = dataset_info(DataSource.of(cfg))
+    fill = black_pixel(info).to(device)
+    return lambda x: crop_flip(x, fill, pad=info.image_size // 8)
 
 
 def make_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg: CommonConfig, name: str,

@@ -1,5 +1,6 @@
-"""One epoch of the search on one worker, whatever runs it (a Ray Train worker or ``Searcher``):
-the bilevel steps, the held-out measurements, and DARTS-ES' decision."""
+"""The search on one worker, whatever runs it (a Ray Train worker or ``Searcher``): its loaders and
+supernet, then per epoch the bilevel steps, the held-out measurements, DARTS-ES' decision and the
+benchmark's figures of the derived cell."""
 
 from __future__ import annotations
 
@@ -8,13 +9,38 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader
 
-from sddarts.search_spaces import genotype_from_json
+from sddarts.search_spaces import genotype_from_json, get_space
+from sddarts.trainables.config import SearchConfig
+from sddarts.trainables.data import DataSource, dataset_info, search_splits
 from sddarts.trainables.distributed import replica_drift, sync_buffers, world_size
 from sddarts.trainables.early_stop import eigenvalue_reports, sharpness_stop
 from sddarts.trainables.measure import alpha_entropy, alpha_sharpness, collapse_stats, supernet_accuracy
-from sddarts.trainables.runtime import device_augment, to_device
+from sddarts.trainables.nb201_bench import Bench
+from sddarts.trainables.runtime import device_augment, make_loader, to_device
 from sddarts.trainables.search_step import SearchState, search_step
 from sddarts.trainables.step_stats import StepStats
+
+
+def search_loaders(cfg: SearchConfig, rank: int = 0, world: int = 1, download: bool = False
+                   ) -> tuple[DataLoader, DataLoader, DataLoader]:
+    """Loaders over worker ``rank``'s shard of the w-, alpha- and held-out splits."""
+    splits = search_splits(DataSource.of(cfg), cfg.train_portion, cfg.holdout_portion, cfg.seed, download,
+                           crop_flip=not cfg.augment_on_device)
+    return (make_loader(splits.w_train, cfg, rank, world),
+            make_loader(splits.alpha_train, cfg, rank, world, stream=1),  # its own order
+            make_loader(splits.holdout, cfg, rank, world, shuffle=False))
+
+
+def make_supernet(cfg: SearchConfig, device: torch.device) -> torch.nn.Module:
+    """The space's supernet for the dataset's channels and classes, on ``device``."""
+    info = dataset_info(DataSource.of(cfg))
+    net = get_space(cfg.space).supernet(cfg.C, info.num_classes, cfg.layers, info.in_channels).to(device)
+    return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
+
+
+def bench_figures(bench: Bench, metrics: dict[str, Any], say: Callable[[str], None]) -> dict[str, float]:
+    """NAS-Bench-201's figures (``bench_*``) of the epoch's genotype, where an archive is set."""
+    return bench.epoch_figures(genotype_from_json(metrics["genotype_json"]), say) if bench.path else {}
 
 
 def search_epoch(state: SearchState, w_loader: DataLoader, a_loader: DataLoader, device: torch.device) -> dict[str, float]:

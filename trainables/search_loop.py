@@ -9,19 +9,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import torch
-from torch.utils.data import DataLoader
-
 import ray.train.torch
-from sddarts.search_spaces import genotype_from_json, get_space
+from sddarts.search_spaces import genotype_from_json
 from sddarts.trainables.config import SearchConfig
-from sddarts.trainables.data import INFO, search_splits
+from sddarts.trainables.data import DataSource, source_record
 from sddarts.trainables.distributed import WeightsOnly
 from sddarts.trainables.epochs import Worker
 from sddarts.trainables.fatal import reporting_fatal
 from sddarts.trainables.run_logger import RunLogger
-from sddarts.trainables.runtime import make_loader, make_trainer
-from sddarts.trainables.search_epoch import early_stop, measure, search_epoch
+from sddarts.trainables.nb201_bench import Bench
+from sddarts.trainables.runtime import make_trainer
+from sddarts.trainables.search_epoch import bench_figures, early_stop, make_supernet, measure, search_epoch, search_loaders
 from sddarts.trainables.search_records import alpha_dict, log_cell_pictures, log_genotype_and_alpha
 from sddarts.trainables.search_step import SearchState
 
@@ -31,9 +29,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     """One Train worker of a search. ``config``: {"search": SearchConfig dict, "run": {name, tracking_uri, run_id}}."""
     cfg = SearchConfig.from_dict(config["search"])
     worker = Worker.start(config["run"], cfg.seed)
-    w_loader, a_loader, holdout = search_loaders(cfg, worker)
-    state = build_state(cfg, worker)
-    start = worker.resume(state.load_state_dict, cfg.to_dict())
+    w_loader, a_loader, holdout = search_loaders(cfg, worker.rank, worker.world, cfg.download and worker.rank == 0)
+    state, bench = build_state(cfg, worker), Bench(cfg.nb201_bench)
+    start = worker.resume(state.load_state_dict, cfg.to_dict(), {"dataset.json": source_record(DataSource.of(cfg))})
     steps = min(len(w_loader), len(a_loader), cfg.steps_per_epoch or len(w_loader))
     if cfg.distills and cfg.teacher_interval > steps and start == 0:
         worker.say(f"note: teacher_interval {cfg.teacher_interval} > {steps} steps per epoch: "
@@ -47,6 +45,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         metrics.update(measure(state, holdout, worker.device, epoch + 1))
         state.genotypes[epoch + 1] = metrics["genotype_json"]
         stopped = early_stop(state, metrics, worker.say)
+        metrics.update(bench_figures(bench, metrics, worker.say))
         metrics.update(epoch_time_s=time.time() - t0, mlflow_run_id=worker.log.run_id)
         state.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         state.alpha_history.append(tuple(w.detach().cpu().numpy() for w in state.net.op_weights()))
@@ -57,23 +56,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     worker.finish()
 
 
-def search_loaders(cfg: SearchConfig, worker: Worker) -> tuple[DataLoader, DataLoader, DataLoader]:
-    """Loaders over this worker's shard of the w-, alpha- and held-out splits."""
-    splits = search_splits(cfg.dataset, cfg.data_dir, cfg.train_portion, cfg.holdout_portion, cfg.seed,
-                           cfg.download and worker.rank == 0, crop_flip=not cfg.augment_on_device)
-    return (make_loader(splits.w_train, cfg, worker.rank, worker.world),
-            make_loader(splits.alpha_train, cfg, worker.rank, worker.world, stream=1),  # its own order
-            make_loader(splits.holdout, cfg, worker.rank, worker.world, shuffle=False))
-
-
 def build_state(cfg: SearchConfig, worker: Worker) -> SearchState:
     """The supernet on this worker's device, its optimisers and the teacher ring. Under several
     workers DDP wraps w alone (``WeightsOnly``; alpha is averaged by the alpha step) without
     broadcasting buffers: BatchNorm statistics are averaged explicitly (``sync_buffers``)."""
-    info = INFO[cfg.dataset]
-    net = get_space(cfg.space).supernet(cfg.C, info.num_classes, cfg.layers, info.in_channels).to(worker.device)
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last)
+    net = make_supernet(cfg, worker.device)
     model = net
     if worker.world > 1:
         model = ray.train.torch.prepare_model(WeightsOnly(net), move_to_device=False,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from sddarts.search_spaces import genotype_from_json, get_space
+from sddarts.trainables.nb201_bench import FIGURES
 from sddarts.trainables.run_logger import RunLogger
 from sddarts.trainables.runtime import STATE_FILE
 
@@ -92,6 +93,7 @@ def log_search_records(log: RunLogger, checkpoint_dir: str) -> dict[str, Any]:
     log.log_figure(plot.alpha_heatmap(alphas, ops), "plots/alpha_heatmap.png")
     history = [[np.asarray(a) for a in epoch] for epoch in saved["alpha_history"]]
     log.log_figure(plot.alpha_evolution(history, [ops[c] for c in alphas]), "plots/alpha_evolution.png")
-    log.log_figure(plot.curves(saved["history"]), "plots/curves.png")
+    bench = tuple(k for k in FIGURES if any(k in m for m in saved["history"]))
+    log.log_figure(plot.curves(saved["history"], plot.CURVES + bench), "plots/curves.png")
     plt.close("all")
     return metrics

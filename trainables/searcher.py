@@ -16,11 +16,11 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from sddarts.search_spaces import genotype_from_json, get_space
+from sddarts.search_spaces import genotype_from_json
 from sddarts.trainables.config import SEARCH_PRESETS, ConfigError, SearchConfig
-from sddarts.trainables.data import INFO, search_splits
-from sddarts.trainables.runtime import make_loader, seed_everything
-from sddarts.trainables.search_epoch import early_stop, measure, search_epoch
+from sddarts.trainables.nb201_bench import Bench
+from sddarts.trainables.runtime import seed_everything
+from sddarts.trainables.search_epoch import bench_figures, early_stop, make_supernet, measure, search_epoch, search_loaders
 from sddarts.trainables.search_step import SearchState
 
 
@@ -51,16 +51,9 @@ class Searcher:
         self.history: list[dict[str, Any]] = []
         self.stopped = False  # DARTS-ES ended the search
         seed_everything(cfg.seed)
-        splits = search_splits(cfg.dataset, cfg.data_dir, cfg.train_portion, cfg.holdout_portion, cfg.seed,
-                               cfg.download, crop_flip=not cfg.augment_on_device)
-        self.w_loader = make_loader(splits.w_train, cfg, 0, 1)
-        self.a_loader = make_loader(splits.alpha_train, cfg, 0, 1, stream=1)
-        self.holdout = make_loader(splits.holdout, cfg, 0, 1, shuffle=False)
-        info = INFO[cfg.dataset]
-        net = get_space(cfg.space).supernet(cfg.C, info.num_classes, cfg.layers, info.in_channels).to(self.device)
-        if cfg.channels_last:
-            net = net.to(memory_format=torch.channels_last)
-        self.state = SearchState.create(cfg, net)
+        self.w_loader, self.a_loader, self.holdout = search_loaders(cfg, download=cfg.download)
+        self.state = SearchState.create(cfg, make_supernet(cfg, self.device))
+        self.bench = Bench(cfg.nb201_bench)
 
     @property
     def net(self) -> torch.nn.Module:
@@ -83,6 +76,7 @@ class Searcher:
             metrics.update(measure(state, self.holdout, self.device, epoch + 1))
             state.genotypes[epoch + 1] = metrics["genotype_json"]
             self.stopped = early_stop(state, metrics, self.say)
+            metrics.update(bench_figures(self.bench, metrics, self.say))
             state.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
             self.history.append(metrics)
             yield metrics
