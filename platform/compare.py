@@ -17,8 +17,10 @@ from sddarts.platform.cluster import connect
 from sddarts.platform.compare_stats import BASELINE, comparison_stats, format_stats, parent_metrics
 from sddarts.platform.flags import add_config_flags, field_overrides
 from sddarts.platform.launch import RunOptions, add_run_flags, check_inputs
-from sddarts.platform.trials import (TRIAL_DRIVER_CPU, add_proxy_flags, build_tuner, fit_tuner, max_concurrent,
-                                     proxy_settings, ran_to_end)
+from sddarts.platform.proxy import add_proxy_flags, proxy_settings
+from sddarts.platform.trial import TRIAL_DRIVER_CPU
+from sddarts.platform.trial_table import ran_to_end
+from sddarts.platform.tuner import build_tuner, fit_tuner, max_concurrent
 from sddarts.trainables.config import SEARCH_PRESETS, ConfigError, SearchConfig
 
 FINAL = ("hessian_eig", "discretization_gap", "param_free_share", "skip_count", "derived_val_acc", "val_acc")

@@ -122,8 +122,8 @@ def from_recipe(recipe: dict[str, Any]) -> Classifier:
     return Classifier(build_network(genotype_from_dict(recipe["genotype"]), cfg, info), info, recipe)
 
 
-def recipe_info(recipe: dict[str, Any], cfg) -> "DatasetInfo":
-    """The dataset's shape and normalisation a recipe recorded (an image folder need not be at hand)."""
+def recipe_info(recipe: dict[str, Any], cfg):
+    """The ``DatasetInfo`` a recipe recorded (an image folder need not be at hand), else the config's."""
     from sddarts.trainables.data import DataSource, DatasetInfo, dataset_info
 
     if "dataset" in recipe:

@@ -26,8 +26,9 @@ from sddarts.platform.shell import command_name
 from sddarts.platform.cluster import connect
 from sddarts.platform.launch import RunOptions, add_run_flags, check_inputs
 from sddarts.platform.space import DEFAULT_SPACE, baseline_point, load_space, space_of, to_distributions
-from sddarts.platform.trials import (OBJECTIVE, TRIAL_DRIVER_CPU, add_proxy_flags, build_tuner, fit_tuner, max_concurrent,
-                                     proxy_settings, restore_tuner)
+from sddarts.platform.proxy import add_proxy_flags, proxy_settings
+from sddarts.platform.trial import OBJECTIVE, TRIAL_DRIVER_CPU
+from sddarts.platform.tuner import build_tuner, fit_tuner, max_concurrent, restore_tuner
 from sddarts.trainables.config import SEARCH_PRESETS, ConfigError, SearchConfig
 
 METRICS = {"derived_val_acc": "max", "val_acc": "max", "val_loss": "min", "discretization_gap": "min",

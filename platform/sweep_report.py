@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
-from sddarts.platform.trials import ran_to_end  # noqa: E402
+from sddarts.platform.trial_table import ran_to_end  # noqa: E402
 from sddarts.trainables.fatal import KEY as FATAL_KEY  # noqa: E402
 
 TABLE_COLUMNS = ["epoch", "objective", "proxy_acc", "derived_val_acc", "val_acc", "discretization_gap", "hessian_eig",

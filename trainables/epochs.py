@@ -1,9 +1,10 @@
 """The epoch machinery both training loops share (the search and the evaluation stage).
 
-A loop builds its model and optimisers, then hands the rest to a :class:`Worker`: resume from
-the latest checkpoint, and at the end of every epoch a progress line, the epoch in MLflow (once,
-even across resumes), and the checkpoint with the report to Ray Train. Each loop keeps only what
-is its own: the steps of an epoch and what it measures.
+A loop builds its model and optimisers, then hands the rest to a :class:`Worker`: ``resume`` from
+the latest readable checkpoint (``resume.py`` finds it), and at the end of every epoch ``record``:
+a progress line, the epoch in MLflow (once, even across resumes), and the checkpoint with the
+report to Ray Train. Each loop keeps only what is its own: the steps of an epoch and what it
+measures.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import torch
 import ray
 import ray.train
 import ray.train.torch
-from sddarts.trainables.checkpoint import CheckpointError, load_state, save_state
+from sddarts.trainables.checkpoint import save_state
 from sddarts.trainables.distributed import worker_nodes
+from sddarts.trainables.resume import load_newest_readable
 from sddarts.trainables.run_logger import RunLogger
 from sddarts.trainables.runtime import STATE_FILE, progress, quiet_worker_logs, rng_state, seed_everything, set_rng_state
 
@@ -34,18 +36,6 @@ SHOWN = ("train_ce", "train_acc", "val_acc", "test_acc", "derived_val_acc", "dis
 def shown(metrics: dict[str, Any]) -> str:
     """The metrics that matter of an epoch, as ``key=value`` pairs for its progress line."""
     return " ".join(f"{k}={metrics[k]:.4g}" for k in SHOWN if isinstance(metrics.get(k), (int, float)))
-
-
-def older_checkpoints(checkpoint: "ray.train.Checkpoint") -> list["ray.train.Checkpoint"]:
-    """The run's other ``checkpoint_*`` folders older than ``checkpoint``, newest first."""
-    import pyarrow.fs
-
-    fs, folder = checkpoint.filesystem, os.path.dirname(checkpoint.path.rstrip("/"))
-    entries = fs.get_file_info(pyarrow.fs.FileSelector(folder))
-    names = sorted((e.base_name for e in entries if e.type == pyarrow.fs.FileType.Directory
-                    and e.base_name.startswith("checkpoint_")), reverse=True)
-    current = os.path.basename(checkpoint.path.rstrip("/"))
-    return [ray.train.Checkpoint(f"{folder}/{n}", filesystem=fs) for n in names if n < current]
 
 
 @dataclass
@@ -97,31 +87,12 @@ class Worker:
                 for name, obj in (records or {}).items():
                     self.log.log_dict(obj, name)
             return 0
-        saved = self.load_newest_readable(checkpoint)
+        saved = load_newest_readable(checkpoint, self.device, self.say)
         load(saved)
         set_rng_state(saved["rng"])
         self.last = saved["metrics"]
         self.say(f"resumed after epoch {saved['epoch']}")
         return saved["epoch"]
-
-    def load_newest_readable(self, checkpoint: "ray.train.Checkpoint") -> dict[str, Any]:
-        """The saved state of ``checkpoint``, or, when that file is unreadable (truncated, a disk
-        that filled up), of the newest older checkpoint of the run that reads, with a line saying so."""
-        candidates = [checkpoint] + older_checkpoints(checkpoint)
-        for i, candidate in enumerate(candidates):
-            try:
-                with candidate.as_directory() as d:
-                    saved = load_state(os.path.join(d, STATE_FILE), map_location=self.device)
-            except CheckpointError as exc:
-                self.say(f"{exc}; trying an older one")
-                continue
-            except Exception as exc:
-                self.say(f"checkpoint {candidate.path} is unreadable ({type(exc).__name__}); trying an older one")
-                continue
-            if i:
-                self.say(f"resuming from the older checkpoint {candidate.path}")
-            return saved
-        raise CheckpointError(f"no readable checkpoint among {len(candidates)} under {os.path.dirname(checkpoint.path)}")
 
     def record(self, epoch: int, epochs: int, metrics: dict[str, Any], state: dict[str, Any],
                extra: Callable[[RunLogger], None] | None = None) -> None:
