@@ -1,7 +1,11 @@
 """All mixed edges leaving one cell state, computed as one batched block.
 
-DARTS computes each of a cell's 14 edges as a separate sum of ops. Here the ``k`` edges that
-read the same state are evaluated together, with the same maths, for any candidate ops per edge:
+DARTS' ``MixedOp`` (``mixed_op.py``; ``--mixed-op reference`` runs it) is one edge::
+
+    out[e] = sum(w[e, j] * op_j(x) for j, op_j in enumerate(edge e's ops))
+
+``StateEdges`` computes ``out[e]`` for all ``k`` edges that read the same state ``x`` at once,
+with the same maths and parameters, for any candidate ops per edge:
 
 - ``none`` is never computed: it adds ``w_none * 0``. Its alpha still gets a gradient through
   the softmax that normalises the other weights.
@@ -13,8 +17,15 @@ read the same state are evaluated together, with the same maths, for any candida
 - a strided skip (FactorizedReduce) runs as two convs with ``edges * C / 2`` output channels.
 - ``noise`` (RobustDARTS S4) draws N(0, 1) per edge.
 
-Conv outputs are laid out pair-major: one ``C``-channel block per (conv op, edge) pair, ops in
-``CONV_OPS`` order and edges ascending within an op.
+The index buffers map these blocks back to ``out[e]`` and to the columns of ``op_weights``:
+
+- a *conv slot* is one (conv op, edge) pair; conv outputs hold one ``C``-channel block per slot,
+  ops in ``CONV_OPS`` order and edges ascending within an op. ``conv_edge[s]`` is slot ``s``'s
+  edge and ``conv_col[s]`` its op's column in that edge's row of ``op_weights``;
+- ``shared_col[e, i]`` is the column of shared op ``i`` in edge ``e``'s row, and
+  ``shared_offered[e, i]`` 1.0 where edge ``e`` offers that op (0.0 masks it out);
+- ``skip_connect_edge/_col`` and ``noise_edge/_col``: the edges offering a strided skip or noise,
+  and those ops' columns.
 """
 
 from __future__ import annotations
@@ -79,20 +90,21 @@ class StateEdges(nn.Module):
             self.fr1 = _conv_weight(len(skips) * c // 2, c, 1)
             self.fr2 = _conv_weight(len(skips) * c // 2, c, 1)
             self.bn_fr = _BN(len(skips) * c)
-        self._index("pair", [e for _, e in pairs], [col[e][op] for op, e in pairs])
+        self._index("conv", [e for _, e in pairs], [col[e][op] for op, e in pairs])
         for op in ("skip_connect", "noise"):
             self._index(op, self.edges[op], [col[e][op] for e in self.edges[op]])
         shared_col = [[col[e].get(op, 0) for op in self.shared] for e in range(k)]
-        shared_mask = [[float(op in col[e]) for op in self.shared] for e in range(k)]
+        shared_offered = [[float(op in col[e]) for op in self.shared] for e in range(k)]
         self.register_buffer("shared_col", torch.tensor(shared_col, dtype=torch.long).view(k, -1), persistent=False)
-        self.register_buffer("shared_mask", torch.tensor(shared_mask).view(k, -1), persistent=False)
+        self.register_buffer("shared_offered", torch.tensor(shared_offered).view(k, -1), persistent=False)
 
     def _index(self, name: str, edges: list[int], cols: list[int]) -> None:
         self.register_buffer(f"{name}_edge", torch.tensor(edges, dtype=torch.long), persistent=False)
         self.register_buffer(f"{name}_col", torch.tensor(cols, dtype=torch.long), persistent=False)
 
-    def pair(self, op: str, edge: int) -> tuple[int, int]:
-        """(position of ``edge`` within ``op``'s channel block, index of the (op, edge) pair)."""
+    def conv_slot(self, op: str, edge: int) -> tuple[int, int]:
+        """(position of ``edge`` among the edges offering ``op``, i.e. its block in ``op``'s
+        depthwise weights; index of the (op, edge) slot in the pointwise weights and outputs)."""
         pos = self.edges[op].index(edge)
         return pos, sum(len(self.edges[o]) for o in self.conv_ops[: self.conv_ops.index(op)]) + pos
 
@@ -104,13 +116,13 @@ class StateEdges(nn.Module):
         h, w_ = (x.shape[-2] - 1) // s + 1, (x.shape[-1] - 1) // s + 1
         out = x.new_zeros(n, k, c, h, w_, dtype=torch.promote_types(x.dtype, op_weights.dtype))  # fp32 under autocast
         if self.n_pairs:
-            out = out.index_add(1, self.pair_edge, self._convs(r) * op_weights[self.pair_edge, self.pair_col].view(1, -1, 1, 1, 1))
+            out = out.index_add(1, self.conv_edge, self._convs(r) * op_weights[self.conv_edge, self.conv_col].view(1, -1, 1, 1, 1))
         if self.shared:
             ops = {"max_pool_3x3": lambda: self.bn_max(F.max_pool2d(x, 3, s, 1)),
                    "avg_pool_3x3": lambda: self.bn_avg(F.avg_pool2d(x, 3, s, 1, count_include_pad=False)),
                    "skip_connect": lambda: x}
             stacked = torch.stack([ops[op]() for op in self.shared], 1).reshape(n, len(self.shared), -1)
-            w_shared = op_weights.gather(1, self.shared_col) * self.shared_mask
+            w_shared = op_weights.gather(1, self.shared_col) * self.shared_offered
             out = out + torch.matmul(w_shared, stacked).reshape(n, k, c, h, w_)
         if s == 2 and len(self.skip_connect_edge):
             m, half = len(self.skip_connect_edge), c // 2
@@ -126,7 +138,7 @@ class StateEdges(nn.Module):
         return out
 
     def _convs(self, r: torch.Tensor) -> torch.Tensor:
-        """Every (conv op, edge) pair's output on the relu'd input: (N, pairs, C, H', W')."""
+        """Every conv slot's output on the relu'd input: (N, slots, C, H', W')."""
         c, s = self.c, self.stride
         n = r.shape[0]
         sizes = [len(self.edges[op]) for op in self.conv_ops]

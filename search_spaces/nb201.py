@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sddarts.search_spaces import operations
 from sddarts.search_spaces.genotypes import GenotypeError
-from sddarts.search_spaces.operations import ReLUConvBN, Zero
+from sddarts.search_spaces.mixed_op import MixedOp
+from sddarts.search_spaces.operations import ReLUConvBN
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NODES = 4
@@ -28,17 +30,10 @@ EDGES: tuple[tuple[int, int], ...] = tuple((src, dst) for dst in range(1, NODES)
 
 
 def make_op(name: str, channels: int, affine: bool = True) -> nn.Module:
-    """A NAS-Bench-201 op on ``channels`` channels at stride 1."""
-    ops = {
-        "none": lambda: Zero(1),
-        "skip_connect": nn.Identity,
-        "nor_conv_1x1": lambda: ReLUConvBN(channels, channels, 1, 1, 0, affine),
-        "nor_conv_3x3": lambda: ReLUConvBN(channels, channels, 3, 1, 1, affine),
-        "avg_pool_3x3": lambda: nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
-    }
-    if name not in ops:
+    """A NAS-Bench-201 op on ``channels`` channels at stride 1 (``operations.make_op``'s)."""
+    if name not in NB201_OPS:
         raise ValueError(f"unknown NAS-Bench-201 op {name!r}; choose one of {', '.join(NB201_OPS)}")
-    return ops[name]()
+    return operations.make_op(name, channels, 1, affine)
 
 
 @dataclass(frozen=True)
@@ -132,24 +127,25 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
-class Cell(nn.Module):
-    """A cell: ``ops[e]`` are edge ``e``'s candidate ops (one op: a discrete cell)."""
+class NB201Cell(nn.Module):
+    """A cell: ``ops[e]`` are edge ``e``'s candidate ops, each edge DARTS' ``MixedOp`` (the
+    benchmark's search cell has no BatchNorm after pooling); one op per edge: a discrete cell."""
 
     def __init__(self, channels: int, ops: list[tuple[str, ...]], affine: bool):
         super().__init__()
-        self.edges = nn.ModuleList(nn.ModuleList(make_op(op, channels, affine) for op in edge) for edge in ops)
+        unknown = [name for edge in ops for name in edge if name not in NB201_OPS]
+        if unknown:
+            raise ValueError(f"unknown NAS-Bench-201 op {unknown[0]!r}; choose one of {', '.join(NB201_OPS)}")
+        self.edges = nn.ModuleList(MixedOp(edge, channels, 1, pool_bn=False, affine=affine) for edge in ops)
 
     def forward(self, x: torch.Tensor, op_weights: torch.Tensor | None = None) -> torch.Tensor:
         nodes = [x]
         for dst in range(1, NODES):
             total = 0
             for e, (src, d) in enumerate(EDGES):
-                if d != dst:
-                    continue
-                if op_weights is None:
-                    total = total + self.edges[e][0](nodes[src])
-                else:
-                    total = total + sum(w * op(nodes[src]) for w, op in zip(op_weights[e], self.edges[e]) if not isinstance(op, Zero))
+                if d == dst:
+                    edge = self.edges[e]
+                    total = total + (edge[0](nodes[src]) if op_weights is None else edge(nodes[src], op_weights[e]))
             nodes.append(total)
         return nodes[-1]
 
@@ -168,7 +164,7 @@ class _Macro(nn.Module):
         self.blocks = nn.ModuleList()
         c_prev = C
         for c, reduce in _stages(C, N):
-            self.blocks.append(ResidualReduction(c_prev, c) if reduce else Cell(c, cell_ops, affine))
+            self.blocks.append(ResidualReduction(c_prev, c) if reduce else NB201Cell(c, cell_ops, affine))
             c_prev = c
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=False))
         self.classifier = nn.Linear(c_prev, num_classes)
@@ -176,7 +172,7 @@ class _Macro(nn.Module):
     def logits(self, x: torch.Tensor, op_weights: torch.Tensor | None) -> torch.Tensor:
         x = self.stem(x)
         for block in self.blocks:
-            x = block(x, op_weights) if isinstance(block, Cell) else block(x)
+            x = block(x, op_weights) if isinstance(block, NB201Cell) else block(x)
         return self.classifier(F.adaptive_avg_pool2d(self.lastact(x), 1).flatten(1))
 
 

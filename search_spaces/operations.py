@@ -1,5 +1,6 @@
 """The DARTS primitives as stand-alone modules (Liu et al., 2019, ``operations.py``), plus
-RobustDARTS' ``noise`` (Zela et al., 2020).
+RobustDARTS' ``noise`` (Zela et al., 2020) and NAS-Bench-201's ``nor_conv`` ops: the one op
+factory of every space (``make_op``).
 
 The discretized network uses these modules directly. The supernet computes the same maths in a
 batched form (``search_spaces/mixed.py``) and shares the parameter shapes defined here.
@@ -129,6 +130,8 @@ OPS: dict[str, Callable[[int, int, bool], nn.Module]] = {
     "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine),
     "dil_conv_5x5": lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine),
     "noise": lambda c, stride, affine: Noise(stride),
+    "nor_conv_1x1": lambda c, stride, affine: ReLUConvBN(c, c, 1, stride, 0, affine),  # NAS-Bench-201's
+    "nor_conv_3x3": lambda c, stride, affine: ReLUConvBN(c, c, 3, stride, 1, affine),
 }
 
 

@@ -32,7 +32,7 @@ class SearchSpace:
     description: str
     cells: tuple[str, ...]
     edge_ops: Callable[[str], tuple[tuple[str, ...], ...]]  # cell -> candidate ops of every edge
-    supernet: Callable[..., nn.Module]  # (C, num_classes, layers, in_channels)
+    supernet: Callable[..., nn.Module]  # (C, num_classes, layers, in_channels, mixed="batched")
     network: Callable[..., nn.Module]  # (genotype, C, num_classes, layers, in_channels, auxiliary, image_size)
     genotype_from_dict: Callable[[dict], AnyGenotype]
     min_layers: int = 3
@@ -44,8 +44,8 @@ def _darts_family(name: str) -> SearchSpace:
     def network(genotype, C, num_classes, layers, in_channels, auxiliary=False, image_size=32):
         return DiscreteNetwork(genotype, C, num_classes, layers, in_channels, auxiliary, image_size)
 
-    def supernet(C, num_classes, layers, in_channels):
-        return Supernet(C, num_classes, layers, in_channels, space=cells)
+    def supernet(C, num_classes, layers, in_channels, mixed="batched"):
+        return Supernet(C, num_classes, layers, in_channels, space=cells, mixed=mixed)
 
     return SearchSpace(name, cells.description, cells.cells, cells.ops, supernet, network, Genotype.from_dict)
 
@@ -54,9 +54,13 @@ def _nb201_network(genotype, C, num_classes, layers, in_channels, auxiliary=Fals
     return NB201Network(genotype, C, num_classes, layers, in_channels)
 
 
+def _nb201_supernet(C, num_classes, layers, in_channels, mixed="batched"):
+    return NB201Supernet(C, num_classes, layers, in_channels)  # its edges are DARTS' MixedOp either way
+
+
 SPACES: dict[str, SearchSpace] = {name: _darts_family(name) for name in CELL_SPACES}
 SPACES["nb201"] = SearchSpace("nb201", "NAS-Bench-201's cell: 4 nodes, 6 edges, 5 ops; N cells per stage",
-                              ("cell",), lambda cell: (nb201.NB201_OPS,) * len(nb201.EDGES), NB201Supernet,
+                              ("cell",), lambda cell: (nb201.NB201_OPS,) * len(nb201.EDGES), _nb201_supernet,
                               _nb201_network, NB201Genotype.from_dict, min_layers=1)
 
 BUILTIN_GENOTYPES: dict[str, AnyGenotype] = dict(DARTS_BUILTINS)

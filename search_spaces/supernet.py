@@ -17,9 +17,12 @@ from torch import nn
 from sddarts.search_spaces.darts_space import DARTS, NUM_EDGES, STEPS, CellSpace, edge_index
 from sddarts.search_spaces.genotypes import Genotype, derive_genotype, genotype_weights
 from sddarts.search_spaces.mixed import StateEdges
+from sddarts.search_spaces.mixed_op import ReferenceStateEdges
 from sddarts.search_spaces.operations import FactorizedReduce, ReLUConvBN
 
 __all__ = ["NUM_EDGES", "STEPS", "Supernet", "edge_index", "reduction_layers"]
+
+MIXED_OPS = {"batched": StateEdges, "reference": ReferenceStateEdges}  # how a state's mixed edges are computed
 
 
 def reduction_layers(layers: int) -> tuple[int, int]:
@@ -30,7 +33,8 @@ def reduction_layers(layers: int) -> tuple[int, int]:
 class SearchCell(nn.Module):
     """A search cell: 2 inputs, 4 intermediate nodes, every edge a mixed op over its candidates."""
 
-    def __init__(self, space: CellSpace, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool):
+    def __init__(self, space: CellSpace, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool,
+                 mixed: str = "batched"):
         super().__init__()
         self.reduction = reduction
         edge_ops = space.ops("reduce" if reduction else "normal")
@@ -40,7 +44,7 @@ class SearchCell(nn.Module):
         for src in range(STEPS + 1):  # states 0,1 are the inputs; state 2+i is node i
             rows = [edge_index(src, node) for node in range(max(0, src - 1), STEPS)]
             stride = 2 if reduction and src < 2 else 1
-            self.states.append(StateEdges(c, [edge_ops[r] for r in rows], stride))
+            self.states.append(MIXED_OPS[mixed](c, [edge_ops[r] for r in rows], stride))
             self.register_buffer(f"rows{src}", torch.tensor(rows), persistent=False)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, op_weights: torch.Tensor) -> torch.Tensor:
@@ -65,10 +69,11 @@ class Alphas(nn.Module):
 
 
 class Supernet(nn.Module):
-    """The DARTS search network of a DARTS-family space, with alpha for normal and reduction cells."""
+    """The DARTS search network of a DARTS-family space, with alpha for normal and reduction cells.
+    ``mixed``: ``batched`` (``StateEdges``) or ``reference`` (DARTS' per-edge ``MixedOp``)."""
 
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, in_channels: int = 3,
-                 stem_multiplier: int = 3, space: CellSpace = DARTS):
+                 stem_multiplier: int = 3, space: CellSpace = DARTS, mixed: str = "batched"):
         super().__init__()
         if layers < 3:
             raise ValueError(f"layers must be >= 3 so that both reduction cells exist (got {layers})")
@@ -83,7 +88,7 @@ class Supernet(nn.Module):
             reduction = i in reduction_layers(layers)
             if reduction:
                 c_curr *= 2
-            self.cells.append(SearchCell(space, c_pp, c_p, c_curr, reduction, reduction_prev))
+            self.cells.append(SearchCell(space, c_pp, c_p, c_curr, reduction, reduction_prev, mixed))
             reduction_prev = reduction
             c_pp, c_p = c_p, STEPS * c_curr
         self.classifier = nn.Linear(c_p, num_classes)

@@ -48,7 +48,7 @@ def _copy_reference_into(ref, net):
                     for name in names:
                         op = ops[names.index(name)]
                         if name in CONV_OPS:
-                            pos, pair = block.pair(name, e)
+                            pos, pair = block.conv_slot(name, e)
                             o = block.conv_ops.index(name)
                             first = op[0] if name in SEP_OPS else op
                             block.dw1[o][pos * c:(pos + 1) * c] = first[1].weight
@@ -173,3 +173,41 @@ def test_one_hot_genotype_weights_equal_the_discretized_cell():
     with torch.no_grad():
         net.cells[0].states[0].dw1[3].add_(1.0)  # dil_conv_5x5 on state 0: not in DARTS_V2's normal cell
     torch.testing.assert_close(net(x, (wn, wr)), out1)
+
+
+@pytest.mark.parametrize("space", [DARTS, S1, S3], ids=lambda s: s.name)
+def test_the_reference_mixed_op_path_computes_what_the_batched_one_does(space):
+    from sddarts.search_spaces.mixed_op import ReferenceStateEdges, copy_weights
+
+    torch.manual_seed(0)
+    ref, net = Supernet(8, 10, 4, 3, space=space, mixed="reference"), Supernet(8, 10, 4, 3, space=space)
+    assert isinstance(ref.cells[0].states[0], ReferenceStateEdges)
+    assert sum(p.numel() for p in ref.w_parameters()) == sum(p.numel() for p in net.w_parameters())
+    with torch.no_grad():
+        for name in ("stem", "classifier", "arch"):
+            getattr(net, name).load_state_dict(getattr(ref, name).state_dict())
+        ref.arch.normal.normal_()
+        ref.arch.reduce.normal_()
+        net.arch.load_state_dict(ref.arch.state_dict())
+        for rc, nc in zip(ref.cells, net.cells):
+            nc.pre0.load_state_dict(rc.pre0.state_dict())
+            nc.pre1.load_state_dict(rc.pre1.state_dict())
+            for reference_edges, batched_edges in zip(rc.states, nc.states):
+                copy_weights(reference_edges, batched_edges)
+    x, y = torch.randn(6, 3, 16, 16), torch.randint(0, 10, (6,))
+    out_ref, out = ref(x), net(x)
+    torch.testing.assert_close(out, out_ref, rtol=1e-4, atol=1e-5)
+    F.cross_entropy(out_ref, y).backward()
+    F.cross_entropy(out, y).backward()
+    torch.testing.assert_close(net.arch.normal.grad, ref.arch.normal.grad, rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(net.arch.reduce.grad, ref.arch.reduce.grad, rtol=1e-3, atol=1e-6)
+
+
+def test_a_search_runs_on_the_reference_mixed_op_path():
+    from sddarts.search_spaces.mixed_op import ReferenceStateEdges
+    from sddarts.trainables.searcher import Searcher
+
+    searcher = Searcher(preset="digits-demo", epochs=1, steps_per_epoch=2, C=4, layers=3, mixed_op="reference", say=lambda _: None)
+    (metrics,) = searcher.run()
+    assert isinstance(searcher.net.cells[0].states[0], ReferenceStateEdges)
+    assert 0 <= metrics["val_acc"] <= 100 and metrics["genotype"]

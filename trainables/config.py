@@ -186,6 +186,9 @@ class SearchConfig(CommonConfig):
     teacher_interval: int = param(50, "optimisation steps between teacher snapshots", ge=1, le=10_000_000)
     voting: str = param("soft", "how teachers vote: soft (mean probabilities) or hard (majority argmax)", choices=("soft", "hard"))
     distill_on: str = param("both", "which update gets the distillation term", choices=("both", "weights", "arch"))
+    mixed_op: str = param("batched", "how the DARTS-family supernet computes its mixed edges: batched (every edge "
+                          "leaving a state in one block) or reference (DARTS' per-edge MixedOp: the same maths, slower; "
+                          "for debugging)", choices=("batched", "reference"))
     teacher_vmap: bool = param(False, "run all teachers in one vmapped forward (torch.func; same outputs, for "
                                "launch-bound GPUs; no faster on CPUs)")
     teacher_bn: str = param("batch", "how teachers normalise: batch (the batch's statistics, as the student) or "

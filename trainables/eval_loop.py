@@ -98,7 +98,7 @@ def train_pass(model, net: torch.nn.Module, loader: DataLoader, opt, cfg: EvalCo
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
-        stats.add(loss=loss * len(y), correct=(logits.argmax(1) == y).sum(), n=len(y))
+        stats.add_batch(loss, logits, y)
     totals = stats.totals(device)
     return stats.mean(totals, "loss"), 100 * stats.mean(totals, "correct")
 

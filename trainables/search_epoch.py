@@ -34,7 +34,7 @@ def search_loaders(cfg: SearchConfig, rank: int = 0, world: int = 1, download: b
 def make_supernet(cfg: SearchConfig, device: torch.device) -> torch.nn.Module:
     """The space's supernet for the dataset's channels and classes, on ``device``."""
     info = dataset_info(DataSource.of(cfg))
-    net = get_space(cfg.space).supernet(cfg.C, info.num_classes, cfg.layers, info.in_channels).to(device)
+    net = get_space(cfg.space).supernet(cfg.C, info.num_classes, cfg.layers, info.in_channels, cfg.mixed_op).to(device)
     return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
 
 

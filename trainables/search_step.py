@@ -120,8 +120,7 @@ def search_step(state: SearchState, batch_w: Batch, batch_a: Batch, stats: StepS
         nn.utils.clip_grad_norm_(list(net.w_parameters()), cfg.grad_clip)
     state.w_opt.step()
     state.step += 1
-    n = len(y_w)
-    stats.add(loss=terms.loss * n, ce=terms.ce * n, correct=(terms.logits.argmax(1) == y_w).sum(), n=n)
+    stats.add_batch(terms.loss, terms.logits, y_w, ce=terms.ce)
     record_sd(stats, state.ring, terms, t_w, "", cfg.temperature)
     if state.ring.due(state.step):
         sync_buffers(net)  # every worker snapshots the same teacher

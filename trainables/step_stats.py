@@ -29,6 +29,14 @@ class StepStats:
             else:
                 self.counts[key] = self.counts.get(key, 0.0) + float(value)
 
+    def add_batch(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, **per_sample: torch.Tensor) -> None:
+        """One classification batch: its mean ``loss`` and each ``per_sample`` mean weighted by the
+        batch size, the correct predictions and the sample count (``mean(totals, "loss")`` is
+        then the mean over every sample of the epoch)."""
+        n = len(labels)
+        self.add(loss=loss * n, correct=(logits.argmax(1) == labels).sum(), n=n,
+                 **{k: v * n for k, v in per_sample.items()})
+
     def totals(self, device: torch.device | None = None) -> dict[str, float]:
         """Every sum over all workers' steps (one device read, one all-reduce). Every worker must
         hold the same keys, as it does when all run the same steps."""
