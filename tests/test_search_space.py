@@ -74,13 +74,18 @@ def test_batched_supernet_computes_exactly_the_reference_darts_maths(space):
         ref.alphas_normal.normal_()
         ref.alphas_reduce.normal_()
     _copy_reference_into(ref, net)
+    _same_outputs_and_gradients(ref, net, (ref.alphas_normal, ref.alphas_reduce))
+
+
+def _same_outputs_and_gradients(ref, net, ref_alphas) -> None:
+    """The two supernets give the same logits, and the same gradients in alpha and in the stem."""
     x, y = torch.randn(6, 3, 16, 16), torch.randint(0, 10, (6,))
     out_ref, out = ref(x), net(x)
     torch.testing.assert_close(out, out_ref, rtol=1e-4, atol=1e-5)
     F.cross_entropy(out_ref, y).backward()
     F.cross_entropy(out, y).backward()
-    torch.testing.assert_close(net.arch.normal.grad, ref.alphas_normal.grad, rtol=1e-3, atol=1e-6)
-    torch.testing.assert_close(net.arch.reduce.grad, ref.alphas_reduce.grad, rtol=1e-3, atol=1e-6)
+    for mine, theirs in zip((net.arch.normal, net.arch.reduce), ref_alphas):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-3, atol=1e-6)
     torch.testing.assert_close(net.stem[0].weight.grad, ref.stem[0].weight.grad, rtol=1e-3, atol=1e-6)
 
 
@@ -194,13 +199,7 @@ def test_the_reference_mixed_op_path_computes_what_the_batched_one_does(space):
             nc.pre1.load_state_dict(rc.pre1.state_dict())
             for reference_edges, batched_edges in zip(rc.states, nc.states):
                 copy_weights(reference_edges, batched_edges)
-    x, y = torch.randn(6, 3, 16, 16), torch.randint(0, 10, (6,))
-    out_ref, out = ref(x), net(x)
-    torch.testing.assert_close(out, out_ref, rtol=1e-4, atol=1e-5)
-    F.cross_entropy(out_ref, y).backward()
-    F.cross_entropy(out, y).backward()
-    torch.testing.assert_close(net.arch.normal.grad, ref.arch.normal.grad, rtol=1e-3, atol=1e-6)
-    torch.testing.assert_close(net.arch.reduce.grad, ref.arch.reduce.grad, rtol=1e-3, atol=1e-6)
+    _same_outputs_and_gradients(ref, net, (ref.arch.normal, ref.arch.reduce))
 
 
 def test_a_search_runs_on_the_reference_mixed_op_path():
