@@ -188,13 +188,11 @@ def check_data(cfg: CommonConfig) -> CommonConfig:
     with what the driver resolved recorded in it: an image folder's channel statistics and, for an
     nb201 search, the NATS-Bench archive it found."""
     from sddarts.trainables.config import SearchConfig
-    from sddarts.trainables.data import DataSource, check_available
+    from sddarts.trainables.data import DataSource, check_available, with_statistics
 
     seen = check_available(DataSource.of(cfg), cfg.download)
     check_shares(cfg, seen.n_train)
-    if cfg.dataset == "imagefolder" and not cfg.data_mean:
-        cfg = cfg.replace(data_mean=",".join(f"{m:g}" for m in seen.info.mean),
-                          data_std=",".join(f"{s:g}" for s in seen.info.std))
+    cfg = with_statistics(cfg, seen.info)
     if isinstance(cfg, SearchConfig) and cfg.space == "nb201":
         from sddarts.trainables.nb201_bench import resolve_archive
 

@@ -168,3 +168,15 @@ def test_large_inputs_enter_the_evaluation_network_through_the_imagenet_stem():
     seen = {}
     large.cells[0].register_forward_hook(lambda m, i, o: seen.update(side=o.shape[-1]))
     assert large(torch.rand(2, 3, 96, 96))[0].shape == (2, 3) and seen["side"] == 12  # 96 / 8: cells run at 1/8
+
+
+def test_the_in_process_searcher_reads_an_image_folder_once_and_records_its_statistics(tmp_path):
+    from sddarts.trainables.searcher import Searcher
+
+    root = write_image_folder(tmp_path / "pets")
+    searcher = Searcher(dataset="imagefolder", data_dir=str(root), image_size=16, epochs=1, C=4, layers=3, batch_size=8,
+                        steps_per_epoch=2, say=lambda _: None)
+    expected = check_available(DataSource("imagefolder", str(root), 16)).info.mean
+    assert [float(v) for v in searcher.cfg.data_mean.split(",")] == pytest.approx(expected, abs=1e-4)
+    (metrics,) = searcher.run()
+    assert searcher.net.classifier.out_features == 3 and 0 <= metrics["val_acc"] <= 100

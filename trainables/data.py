@@ -194,6 +194,14 @@ def check_available(source: DataSource, download: bool = False) -> DataCheck:
     return DataCheck(info, n_train, n_test, tuple(str(i) for i in range(info.num_classes)))
 
 
+def with_statistics(cfg: Any, info: DatasetInfo) -> Any:
+    """``cfg`` with an image folder's channel statistics recorded (``data_mean``/``data_std``), so
+    that workers, resumes and the registered model use the ones the driver computed."""
+    if cfg.dataset != "imagefolder" or cfg.data_mean:
+        return cfg
+    return cfg.replace(data_mean=",".join(f"{m:g}" for m in info.mean), data_std=",".join(f"{s:g}" for s in info.std))
+
+
 def source_record(source: DataSource) -> dict[str, Any]:
     """The dataset as a run records it (``dataset.json``): its classes, shape and normalisation
     (and an image folder's image counts); cheap: no image is opened."""

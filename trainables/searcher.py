@@ -18,6 +18,7 @@ import torch
 
 from sddarts.search_spaces import genotype_from_json
 from sddarts.trainables.config import SEARCH_PRESETS, ConfigError, SearchConfig
+from sddarts.trainables.data import DataSource, check_available, with_statistics
 from sddarts.trainables.nb201_bench import Bench
 from sddarts.trainables.runtime import seed_everything
 from sddarts.trainables.search_epoch import bench_figures, early_stop, make_supernet, measure, search_epoch, search_loaders
@@ -45,6 +46,8 @@ class Searcher:
     def __init__(self, config: SearchConfig | dict[str, Any] | None = None, *, preset: str = "",
                  device: str | torch.device = "cpu", say: Callable[[str], None] = print, **overrides: Any):
         cfg = search_config(config, preset, **overrides)
+        if cfg.dataset == "imagefolder" and not cfg.data_mean:  # read the folder once, as the CLI's driver does
+            cfg = with_statistics(cfg, check_available(DataSource.of(cfg)).info)
         self.cfg = cfg
         self.device = torch.device(device)
         self.say = say
