@@ -77,11 +77,16 @@ def dataset_info(source: DataSource) -> DatasetInfo:
         return INFO[source.name]
     if source.name != "imagefolder":
         raise DataError(f"unknown dataset {source.name!r}; choose one of {', '.join(DATASETS)}")
+    return _folder_info(source, image_folder.scan(source.data_dir))
+
+
+def _folder_info(source: DataSource, folder: image_folder.Folder) -> DatasetInfo:
+    """An image folder's ``DatasetInfo``, its statistics computed (all images read) only when not given."""
     mean, std = source.mean, source.std
     if not mean:
         seen = image_folder.inspect(source.data_dir, source.size)
         mean, std = seen.mean, seen.std
-    return DatasetInfo(len(mean), len(image_folder.scan(source.data_dir).classes), source.size, mean, std)
+    return DatasetInfo(len(mean), len(folder.classes), source.size, mean, std)
 
 
 def _digits(train: bool) -> Dataset:
@@ -102,12 +107,13 @@ def load_dataset(source: DataSource, train: bool = True, augment: bool = True, c
     batch datasets are left to the device)."""
     if source.name == "digits":
         return _digits(train)
-    info = dataset_info(source)
     if source.name == "imagefolder":
-        folder = image_folder.scan(source.data_dir)
+        folder = image_folder.scan(source.data_dir)  # listed once per split loaded
+        info = _folder_info(source, folder)
         transform = image_folder.folder_transform(info.image_size, info.mean, info.std, train and augment,
                                                   Cutout(cutout) if train and augment and cutout > 0 else None)
         return image_folder.FolderImages(folder.train if train else folder.test, info.in_channels, transform)
+    info = dataset_info(source)
     images, labels = batches.load_arrays(source.name, source.data_dir, train, download)
     return ImageArrayDataset(images, labels, array_transform(info.image_size, info.mean, info.std, train and augment,
                                                              cutout, crop_flip))
