@@ -25,12 +25,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser(help_preset: str = "") -> argparse.ArgumentParser:
     """The CLI's parser; ``help_preset``: the preset whose values the flags' help shows."""
-    from sddarts.platform import browse, compare, evaluate, export, search, sweep
+    from sddarts.platform import browse, compare, evaluate, export, power, search, sweep
 
     parser = OneLineParser(prog="sddarts", description="Self-Distillation DARTS on Ray, tracked in MLflow.",
                            allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (search, sweep, evaluate, compare, export, browse):
+    for module in (search, sweep, evaluate, compare, power, export, browse):
         module.add_parser(sub, help_preset)
     u = sub.add_parser("ui", help="serve the MLflow UI for the tracking store on 127.0.0.1")
     u.add_argument("--port", type=int, default=5000)

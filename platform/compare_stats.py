@@ -24,8 +24,11 @@ def comparison_stats(table, metrics: Sequence[str], variants: Sequence[str]):
         for key in metrics:
             if key not in table or not table[key].notna().any():
                 continue
-            values = {v: dict(zip(g["seed"], g[key].astype(float))) for v, g in table.groupby("variant")}
+            values = {v: {s: x for s, x in zip(g["seed"], g[key].astype(float)) if x == x}
+                      for v, g in table.groupby("variant")}  # NaN: a figure the arm has not (random: search figures)
             base, mine = values.get(BASELINE, {}), values.get(variant, {})
+            if not mine:
+                continue
             row: dict[str, Any] = {"variant": variant, "metric": key}
             for side, data in (("DARTS", base), ("variant", mine)):
                 mean, low, high = mean_ci(list(data.values()))

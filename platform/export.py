@@ -80,6 +80,9 @@ def load_classifier(source: str, uri: str) -> Classifier:
     from mlflow.models import Model
 
     runs.check_tracking(uri)
+    if runs.store_missing(uri):  # a read never creates a store
+        raise ConfigError(f"tracking store {uri} does not exist, so it holds no model {source!r}; pass the "
+                          "--tracking-uri of the store the model was registered in")
     with tempfile.TemporaryDirectory() as d:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri(source, uri), tracking_uri=uri,

@@ -191,6 +191,10 @@ def check_data(cfg: CommonConfig) -> CommonConfig:
     from sddarts.trainables.data import DataSource, check_available, with_statistics
 
     seen = check_available(DataSource.of(cfg), cfg.download)
+    if seen.converted:
+        kind = "RGB" if seen.info.in_channels == 3 else "grey (L)"
+        print(f"note: {seen.converted} of {seen.n_train + seen.n_test} images in {cfg.data_dir} were converted to "
+              f"{kind} as they load (other modes or bit depths, as torchvision's loaders convert them)", flush=True)
     check_shares(cfg, seen.n_train)
     cfg = with_statistics(cfg, seen.info)
     if isinstance(cfg, SearchConfig) and cfg.space == "nb201":

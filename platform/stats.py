@@ -36,7 +36,7 @@ def paired_test(a: dict[int, float], b: dict[int, float], level: float = 0.95) -
     diffs = [b[s] - a[s] for s in seeds]
     mean, low, high = mean_ci(diffs, level)
     t = p = math.nan
-    if len(diffs) >= 2 and max(diffs) != min(diffs):
+    if len(diffs) >= 2 and max(diffs) - min(diffs) > 1e-9 * max(1.0, abs(mean)):  # equal up to rounding: no test
         result = stats.ttest_rel([b[s] for s in seeds], [a[s] for s in seeds])
         t, p = float(result.statistic), float(result.pvalue)
     return {"pairs": len(diffs), "diff": mean, "diff_low": low, "diff_high": high, "t": t, "p": p}

@@ -42,13 +42,21 @@ def search_trial(config: dict[str, Any]) -> None:
     from sddarts.platform.registry import GenotypeSource
     from sddarts.platform.search import run_search
 
+    from sddarts.platform.random_arm import RANDOM, retrain_random
+
     sweep = config["sweep"]
-    sampled = {k: v for k, v in config.items() if k not in ("base", "sweep", "variant")}
+    sampled = {k: v for k, v in config.items() if k not in ("base", "sweep", "variant", "retrains")}
     variant = config.get("variant")  # a comparison's grid names a variant: overrides of the base config
     cfg = SearchConfig.from_dict({**config["base"], **sweep.get("variants", {}).get(variant, {}), **sampled})
     if not cfg.distills:  # one canonical plain-DARTS config
         cfg = cfg.replace(sd_weight=0.0, vote_count=0)
     ctx = ray.tune.get_context()
+    if variant == RANDOM or "retrains" in config:  # no search: random genotypes, retrained with the proxy recipe
+        retrains = config.get("retrains") or [(cfg.seed, d, cfg.seed) for d in range(sweep["random_draws"])]
+        final = retrain_random(cfg, sweep, [tuple(r) for r in retrains], f"{sweep['name']}-{ctx.get_trial_id()}",
+                               {"sweep": sweep["name"], "trial_id": ctx.get_trial_id(), "variant": RANDOM})
+        ray.tune.report({**final, OBJECTIVE: final["proxy_acc"]})
+        return
     opts = RunOptions(name=f"{sweep['name']}-{ctx.get_trial_id()}", tracking_uri=sweep["tracking_uri"],
                       experiment=sweep["experiment"], storage_path=sweep["storage_path"], resume=True)
     try:

@@ -148,13 +148,16 @@ def _derive_cell(weights: torch.Tensor, edge_ops: tuple[tuple[str, ...], ...]) -
 
 def derive_genotype(alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor, space: str = "darts") -> Genotype:
     """Discretizes alpha (each ``(14, ops)``) of a DARTS-family space into a genotype."""
-    cells = CELL_SPACES[space]
     with torch.no_grad():
-        return Genotype(
-            normal=_derive_cell(F.softmax(alpha_normal.detach().float().cpu(), dim=-1), cells.normal_ops),
-            reduce=_derive_cell(F.softmax(alpha_reduce.detach().float().cpu(), dim=-1), cells.reduce_ops),
-            space=space,
-        )
+        return derive_from_weights(F.softmax(alpha_normal.detach().float(), dim=-1),
+                                   F.softmax(alpha_reduce.detach().float(), dim=-1), space)
+
+
+def derive_from_weights(w_normal: torch.Tensor, w_reduce: torch.Tensor, space: str = "darts") -> Genotype:
+    """DARTS' rule on op weights (softmax(alpha), or PC-DARTS' softmax(alpha) * edge weights)."""
+    cells = CELL_SPACES[space]
+    return Genotype(normal=_derive_cell(w_normal.detach().float().cpu(), cells.normal_ops),
+                    reduce=_derive_cell(w_reduce.detach().float().cpu(), cells.reduce_ops), space=space)
 
 
 def genotype_weights(genotype: Genotype, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

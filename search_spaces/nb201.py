@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sddarts.search_spaces import operations
+from sddarts.search_spaces import partial_channels as pc
+from sddarts.search_spaces.aux_skip import AuxSkip
 from sddarts.search_spaces.genotypes import GenotypeError
 from sddarts.search_spaces.mixed_op import MixedOp
 from sddarts.search_spaces.operations import ReLUConvBN
@@ -129,25 +131,41 @@ class ResidualReduction(nn.Module):
 
 class NB201Cell(nn.Module):
     """A cell: ``ops[e]`` are edge ``e``'s candidate ops, each edge DARTS' ``MixedOp`` (the
-    benchmark's search cell has no BatchNorm after pooling); one op per edge: a discrete cell."""
+    benchmark's search cell has no BatchNorm after pooling); one op per edge: a discrete cell.
+    In the search, ``partial_channels`` K > 1 sends C/K channels through the ops (PC-DARTS) and
+    ``aux_skip`` adds DARTS-' identity on every edge, weighted by ``aux_coef``."""
 
-    def __init__(self, channels: int, ops: list[tuple[str, ...]], affine: bool):
+    def __init__(self, channels: int, ops: list[tuple[str, ...]], affine: bool, partial_channels: int = 1,
+                 aux_skip: bool = False):
         super().__init__()
         unknown = [name for edge in ops for name in edge if name not in NB201_OPS]
         if unknown:
             raise ValueError(f"unknown NAS-Bench-201 op {unknown[0]!r}; choose one of {', '.join(NB201_OPS)}")
-        self.edges = nn.ModuleList(MixedOp(edge, channels, 1, pool_bn=False, affine=affine) for edge in ops)
+        self.k = partial_channels
+        self.edges = nn.ModuleList(MixedOp(edge, channels // self.k, 1, pool_bn=False, affine=affine) for edge in ops)
+        self.aux = AuxSkip(channels // self.k, 1, 1) if aux_skip else None
 
-    def forward(self, x: torch.Tensor, op_weights: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, op_weights: torch.Tensor | None = None, aux_coef: float = 0.0) -> torch.Tensor:
         nodes = [x]
         for dst in range(1, NODES):
             total = 0
             for e, (src, d) in enumerate(EDGES):
                 if d == dst:
                     edge = self.edges[e]
-                    total = total + (edge[0](nodes[src]) if op_weights is None else edge(nodes[src], op_weights[e]))
+                    total = total + (edge[0](nodes[src]) if op_weights is None else
+                                     self._edge(e, nodes[src], op_weights[e], aux_coef))
             nodes.append(total)
         return nodes[-1]
+
+    def _edge(self, e: int, x: torch.Tensor, weights: torch.Tensor, aux_coef: float) -> torch.Tensor:
+        """One mixed edge, with the fixes that apply: PC-DARTS' sampled channels and DARTS-' skip."""
+        part = pc.sampled(x, self.k) if self.k > 1 else x
+        out = self.edges[e](part, weights)
+        if self.aux is not None and aux_coef:
+            out = out + aux_coef * part
+        if self.k > 1:
+            return pc.join(out.unsqueeze(1), x, self.k, 1, weights.unsqueeze(0)).squeeze(1)
+        return out
 
 
 def _stages(C: int, N: int) -> list[tuple[int, bool]]:
@@ -158,13 +176,16 @@ def _stages(C: int, N: int) -> list[tuple[int, bool]]:
 class _Macro(nn.Module):
     """Stem, three stages of cells joined by residual reductions, BN-ReLU, pooling, linear."""
 
-    def __init__(self, C: int, num_classes: int, N: int, in_channels: int, cell_ops: list[tuple[str, ...]], affine: bool):
+    def __init__(self, C: int, num_classes: int, N: int, in_channels: int, cell_ops: list[tuple[str, ...]], affine: bool,
+                 partial_channels: int = 1, aux_skip: bool = False):
         super().__init__()
+        self.aux_skip_coef = 0.0  # DARTS-' beta_skip, set by the search's schedule
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
         self.blocks = nn.ModuleList()
         c_prev = C
         for c, reduce in _stages(C, N):
-            self.blocks.append(ResidualReduction(c_prev, c) if reduce else NB201Cell(c, cell_ops, affine))
+            self.blocks.append(ResidualReduction(c_prev, c) if reduce else
+                               NB201Cell(c, cell_ops, affine, partial_channels, aux_skip))
             c_prev = c
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=False))
         self.classifier = nn.Linear(c_prev, num_classes)
@@ -172,29 +193,50 @@ class _Macro(nn.Module):
     def logits(self, x: torch.Tensor, op_weights: torch.Tensor | None) -> torch.Tensor:
         x = self.stem(x)
         for block in self.blocks:
-            x = block(x, op_weights) if isinstance(block, NB201Cell) else block(x)
+            x = block(x, op_weights, self.aux_skip_coef) if isinstance(block, NB201Cell) else block(x)
         return self.classifier(F.adaptive_avg_pool2d(self.lastact(x), 1).flatten(1))
 
 
 class NB201Supernet(_Macro):
-    """The search network: every edge a softmax(alpha)-weighted sum of the 5 ops; one alpha ``(6, 5)``."""
+    """The search network: every edge a softmax(alpha)-weighted sum of the 5 ops; one alpha ``(6, 5)``.
+    ``partial_channels`` K > 1 adds PC-DARTS' edge weights (``arch.edge_cell``, 6); ``aux_skip``
+    DARTS-' identity on every edge. Both are off by default."""
 
     ALPHA_NAMES = ("arch.cell",)
 
-    def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 5, in_channels: int = 3):
-        super().__init__(C, num_classes, layers, in_channels, [NB201_OPS] * len(EDGES), affine=False)
+    def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 5, in_channels: int = 3,
+                 partial_channels: int = 1, aux_skip: bool = False):
+        if C % partial_channels:
+            raise ValueError(f"C must be divisible by partial_channels (got C {C}, K {partial_channels})")
+        super().__init__(C, num_classes, layers, in_channels, [NB201_OPS] * len(EDGES), affine=False,
+                         partial_channels=partial_channels, aux_skip=aux_skip)
+        self.partial_channels = partial_channels
         self.arch = nn.ParameterDict({"cell": nn.Parameter(1e-3 * torch.randn(len(EDGES), len(NB201_OPS)))})
+        if partial_channels > 1:
+            self.arch["edge_cell"] = nn.Parameter(1e-3 * torch.randn(len(EDGES)))
 
     def alphas(self) -> list[nn.Parameter]:
         return [self.arch["cell"]]
 
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """alpha, and PC-DARTS' edge weights where partial channels are on."""
+        return self.alphas() + ([self.arch["edge_cell"]] if self.partial_channels > 1 else [])
+
     def w_parameters(self) -> Iterator[nn.Parameter]:
         return (p for name, p in self.named_parameters() if not name.startswith("arch."))
 
-    def op_weights(self) -> tuple[torch.Tensor]:
+    def mix_probs(self) -> tuple[torch.Tensor]:
         return (F.softmax(self.arch["cell"], dim=-1),)
 
+    def op_weights(self, probs: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor]:
+        """``probs`` (default softmax(alpha)), times the edge weights with partial channels."""
+        (p,) = self.mix_probs() if probs is None else probs
+        if self.partial_channels == 1:
+            return (p,)
+        return (p * pc.edge_normalisation(self.arch["edge_cell"], pc.NB201_NODE_EDGES).unsqueeze(-1),)
+
     def derive(self) -> NB201Genotype:
+        """Every edge's strongest op (NAS-Bench-201 keeps every edge, so edge weights never change it)."""
         return derive(self.arch["cell"])
 
     def genotype_weights(self, genotype: NB201Genotype) -> tuple[torch.Tensor]:

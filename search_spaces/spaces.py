@@ -32,7 +32,7 @@ class SearchSpace:
     description: str
     cells: tuple[str, ...]
     edge_ops: Callable[[str], tuple[tuple[str, ...], ...]]  # cell -> candidate ops of every edge
-    supernet: Callable[..., nn.Module]  # (C, num_classes, layers, in_channels, mixed="batched")
+    supernet: Callable[..., nn.Module]  # (C, num_classes, layers, in_channels, mixed="batched", partial_channels=1, aux_skip=False)
     network: Callable[..., nn.Module]  # (genotype, C, num_classes, layers, in_channels, auxiliary, image_size)
     genotype_from_dict: Callable[[dict], AnyGenotype]
     min_layers: int = 3
@@ -44,8 +44,9 @@ def _darts_family(name: str) -> SearchSpace:
     def network(genotype, C, num_classes, layers, in_channels, auxiliary=False, image_size=32):
         return DiscreteNetwork(genotype, C, num_classes, layers, in_channels, auxiliary, image_size)
 
-    def supernet(C, num_classes, layers, in_channels, mixed="batched"):
-        return Supernet(C, num_classes, layers, in_channels, space=cells, mixed=mixed)
+    def supernet(C, num_classes, layers, in_channels, mixed="batched", partial_channels=1, aux_skip=False):
+        return Supernet(C, num_classes, layers, in_channels, space=cells, mixed=mixed,
+                        partial_channels=partial_channels, aux_skip=aux_skip)
 
     return SearchSpace(name, cells.description, cells.cells, cells.ops, supernet, network, Genotype.from_dict)
 
@@ -54,8 +55,8 @@ def _nb201_network(genotype, C, num_classes, layers, in_channels, auxiliary=Fals
     return NB201Network(genotype, C, num_classes, layers, in_channels)
 
 
-def _nb201_supernet(C, num_classes, layers, in_channels, mixed="batched"):
-    return NB201Supernet(C, num_classes, layers, in_channels)  # its edges are DARTS' MixedOp either way
+def _nb201_supernet(C, num_classes, layers, in_channels, mixed="batched", partial_channels=1, aux_skip=False):
+    return NB201Supernet(C, num_classes, layers, in_channels, partial_channels, aux_skip)  # edges: MixedOp either way
 
 
 SPACES: dict[str, SearchSpace] = {name: _darts_family(name) for name in CELL_SPACES}

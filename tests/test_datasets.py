@@ -55,10 +55,10 @@ def _truncate(path):
     path.write_bytes(data[: len(data) // 2])
 
 
-def _grey_image(path):
+def _float_image(path):
     from PIL import Image
 
-    Image.fromarray(np.zeros((20, 20), np.uint8), "L").save(path)
+    Image.fromarray(np.zeros((20, 20), np.float32), "F").save(path)
 
 
 BAD_FOLDERS = [
@@ -67,7 +67,9 @@ BAD_FOLDERS = [
     (lambda r: (r / "train" / "cat" / "000.png").write_bytes(b"not an image"), "train/cat/000.png is unreadable or truncated"),
     (lambda r: _truncate(r / "val" / "owl" / "001.png"), "val/owl/001.png is unreadable or truncated"),
     (lambda r: __import__("shutil").rmtree(r / "val" / "owl"), "class 'owl' is missing from"),
-    (lambda r: _grey_image(r / "train" / "owl" / "zzz.png"), "train/owl/zzz.png has 1 channel(s) but the folder's first image has 3"),
+    (lambda r: [__import__("shutil").rmtree(r / s / c) for s in ("train", "val") for c in ("dog", "owl")],
+     "holds one class ('cat'): a classifier needs 2 class folders or more"),
+    (lambda r: _float_image(r / "train" / "owl" / "zzz.tif"), "train/owl/zzz.tif has 32-bit float pixels"),
     (lambda r: __import__("shutil").rmtree(r / "train"), "has no train/ folder"),
 ]
 

@@ -31,7 +31,7 @@ LossFn = Callable[..., LossTerms]  # (model, x, y, teacher, op_weights=None, fp3
 def first_order_grads(net: nn.Module, loss_fn: LossFn, x_val, y_val, t_val) -> tuple[list[torch.Tensor], LossTerms]:
     """d L_val(w, alpha) / d alpha at the current w, and the terms of L_val."""
     terms = loss_fn(net, x_val, y_val, t_val)
-    return list(torch.autograd.grad(terms.loss, net.alphas())), terms
+    return list(torch.autograd.grad(terms.loss, net.arch_parameters())), terms
 
 
 def second_order_grads(net: nn.Module, shadow: nn.Module, loss_fn: LossFn, batch_train, batch_val,
@@ -51,9 +51,9 @@ def second_order_grads(net: nn.Module, shadow: nn.Module, loss_fn: LossFn, batch
             if b is not None:
                 s.add_(b, alpha=group["momentum"])
         torch._foreach_copy_(list(shadow.w_parameters()), torch._foreach_add(weights, step, alpha=-eta))
-        torch._foreach_copy_(shadow.alphas(), net.alphas())
+        torch._foreach_copy_(shadow.arch_parameters(), net.arch_parameters())
         torch._foreach_copy_(list(shadow.buffers()), list(net.buffers()))
-    shadow_alphas, shadow_weights = shadow.alphas(), list(shadow.w_parameters())
+    shadow_alphas, shadow_weights = shadow.arch_parameters(), list(shadow.w_parameters())
     terms = loss_fn(shadow, x_v, y_v, t_v)
     out = torch.autograd.grad(terms.loss, shadow_alphas + shadow_weights)
     d_alpha, d_w = out[: len(shadow_alphas)], list(out[len(shadow_alphas):])
@@ -70,10 +70,10 @@ def _hessian_vector(net: nn.Module, loss_fn: LossFn, x, y, t, vector) -> list[to
     scaled = torch._foreach_mul(vector, r)
     with torch.no_grad():
         torch._foreach_add_(weights, scaled)
-    g_plus = torch.autograd.grad(loss_fn(net, x, y, t, fp32=True).loss, net.alphas())  # a difference quotient: fp32
+    g_plus = torch.autograd.grad(loss_fn(net, x, y, t, fp32=True).loss, net.arch_parameters())  # a difference quotient: fp32
     with torch.no_grad():
         torch._foreach_sub_(weights, scaled, alpha=2)
-    g_minus = torch.autograd.grad(loss_fn(net, x, y, t, fp32=True).loss, net.alphas())
+    g_minus = torch.autograd.grad(loss_fn(net, x, y, t, fp32=True).loss, net.arch_parameters())
     with torch.no_grad():  # restore w exactly (add/sub/add is not an exact inverse in floating point)
         torch._foreach_copy_(weights, saved)
     return torch._foreach_div(torch._foreach_sub(list(g_plus), list(g_minus)), 2 * r)
@@ -82,7 +82,7 @@ def _hessian_vector(net: nn.Module, loss_fn: LossFn, x, y, t, vector) -> list[to
 def arch_step(net: nn.Module, a_opt: torch.optim.Optimizer, grads: list[torch.Tensor]) -> None:
     """Averages the alpha gradients across workers and takes one Adam step on alpha."""
     all_reduce_mean(grads)
-    for a, g in zip(net.alphas(), grads):
+    for a, g in zip(net.arch_parameters(), grads):
         a.grad = g
     a_opt.step()
     a_opt.zero_grad(set_to_none=True)

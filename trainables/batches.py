@@ -7,16 +7,14 @@ the real one; torchvision only downloads CIFAR, and only with ``download``."""
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
-class DataError(ValueError):
-    """A dataset that is missing or malformed. The message says how to fix it."""
+from sddarts.trainables import safe_pickle
+from sddarts.trainables.data_error import DataError
 
 
 CIFAR_LAYOUT = {  # folder, training files, test file, label key
@@ -32,12 +30,11 @@ BATCH_DATASETS = tuple(CLASSES)
 
 def _read_batch(path: Path, label_key: bytes, side: int) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with path.open("rb") as fh:
-            entry = pickle.load(fh, encoding="bytes")
+        entry = safe_pickle.load(path, encoding="bytes")  # refuses any pickled callable: data runs no code
         entry = {k.encode() if isinstance(k, str) else k: v for k, v in entry.items()}
         data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, side, side)
         labels = np.asarray(entry[label_key], dtype=np.int64)
-    except FileNotFoundError:
+    except (FileNotFoundError, safe_pickle.UnsafePickleError):
         raise
     except Exception as exc:  # pickle, key and shape errors all mean the same to the user
         kind = "CIFAR" if side == 32 else f"{side}x{side} ImageNet"

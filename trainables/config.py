@@ -187,6 +187,20 @@ class SearchConfig(CommonConfig):
     teacher_interval: int = param(50, "optimisation steps between teacher snapshots", ge=1, le=10_000_000)
     voting: str = param("soft", "how teachers vote: soft (mean probabilities) or hard (majority argmax)", choices=("soft", "hard"))
     distill_on: str = param("both", "which update gets the distillation term", choices=("both", "weights", "arch"))
+    aux_skip: float = param(0.0, "DARTS-: auxiliary skip connection on every edge, outside the softmax, its weight "
+                            "decayed linearly from this value over the search (0 = off; DARTS- uses 1)", ge=0, le=100)
+    beta_decay: float = param(0.0, "beta-DARTS: weight of the beta-decay regulariser (mean logsumexp of alpha) on the "
+                              "alpha step, reached at epoch beta_decay_epochs and growing linearly from 0 (0 = off; the "
+                              "official NAS-Bench-201 run: 50 at 100 epochs)", ge=0, le=1e6)
+    beta_decay_epochs: int = param(0, "beta-DARTS: the epoch at which the regulariser's weight reaches beta_decay (0: "
+                                   "the search's epochs; the official code: 100)", ge=0, le=100_000)
+    perturb: str = param("none", "SDARTS: perturb softmax(alpha) on the w step: random (SDARTS-RS, uniform noise) or "
+                         "adversarial (SDARTS-ADV, 7-step PGD); none = off", choices=("none", "random", "adversarial"))
+    perturb_epsilon: float = param(0.3, "SDARTS: the perturbation's final L-inf radius, grown linearly from 0.03 over "
+                                   "the search (SDARTS: 0.3)", gt=0, le=1)
+    partial_channels: int = param(1, "PC-DARTS: K, send 1/K of each edge's channels through its ops, with channel "
+                                  "shuffle and edge normalisation (1 = off; PC-DARTS uses 4); C must divide by K",
+                                  ge=1, le=64)
     mixed_op: str = param("batched", "how the DARTS-family supernet computes its mixed edges: batched (every edge "
                           "leaving a state in one block) or reference (DARTS' per-edge MixedOp: the same maths, slower; "
                           "for debugging)", choices=("batched", "reference"))
@@ -218,6 +232,9 @@ class SearchConfig(CommonConfig):
             raise ConfigError(f"layers must be >= {min_layers} for space {self.space} (got {self.layers})")
         if self.nb201_bench and self.space != "nb201":
             raise ConfigError(f"nb201_bench applies to space nb201 only (got space {self.space})")
+        if self.C % self.partial_channels:
+            raise ConfigError(f"C must be divisible by partial_channels (got C {self.C}, partial_channels "
+                              f"{self.partial_channels})")
         if self.early_stop == "sharpness" and not self.sharpness_every:
             raise ConfigError("early_stop sharpness needs sharpness_every >= 1 (the epochs between eigenvalue measurements)")
         return self
@@ -226,6 +243,13 @@ class SearchConfig(CommonConfig):
     def distills(self) -> bool:
         """True when the self-distillation term is active (not plain DARTS)."""
         return self.sd_weight > 0 and self.vote_count > 0
+
+    @property
+    def fixes(self) -> tuple[str, ...]:
+        """The field's DARTS fixes this config turns on (``methods.md``): none is plain DARTS (or SD-DARTS)."""
+        on = {"aux_skip": self.aux_skip > 0, "beta_decay": self.beta_decay > 0, "perturb": self.perturb != "none",
+              "partial_channels": self.partial_channels > 1}
+        return tuple(name for name, active in on.items() if active)
 
 
 @dataclass

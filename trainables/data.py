@@ -171,6 +171,7 @@ class DataCheck:
     n_train: int
     n_test: int
     classes: tuple[str, ...]
+    converted: int = 0  # image folder: images converted to the folder's mode (grey, RGBA, palette, CMYK...)
 
 
 
@@ -184,7 +185,7 @@ def check_available(source: DataSource, download: bool = False) -> DataCheck:
         seen = image_folder.inspect(source.data_dir, source.size)
         info = DatasetInfo(seen.channels, len(seen.folder.classes), source.size, source.mean or seen.mean,
                            source.std or seen.std)
-        return DataCheck(info, len(seen.folder.train), len(seen.folder.test), seen.folder.classes)
+        return DataCheck(info, len(seen.folder.train), len(seen.folder.test), seen.folder.classes, seen.converted)
     if download and source.name in batches.CIFAR_LAYOUT:
         files = batches.files_of(source.name, source.data_dir, True) + batches.files_of(source.name, source.data_dir, False)
         if not all(f.is_file() for f in files):

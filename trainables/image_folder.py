@@ -3,10 +3,13 @@
 
 Every image is resized (shorter side to ``image_size``) and center-cropped to ``image_size`` square;
 training images are then randomly cropped from a copy padded by ``image_size // 8`` pixels and
-flipped left-right (DARTS' CIFAR recipe at 32 px). Grey images (PIL modes L, I, F, 1, LA) have one
-channel and every other mode three (RGB); a folder mixing them is refused. ``inspect`` reads every
-image once on the driver: it names the first file that is unreadable or truncated and computes the
-channel statistics of the training images, so the workers start on a folder known to load.
+flipped left-right (DARTS' CIFAR recipe at 32 px). Images are converted as torchvision's loaders
+do: the folder is RGB when any image is colour and grey when all are, and each image is converted
+to that kind (grey, RGBA, LA, palette, CMYK...; alpha is dropped). 16-bit grey images are scaled by
+their real range (0..65535 to 0..255), never clipped; 32-bit float images are refused. A folder
+needs two classes or more. ``inspect`` reads every image once on the driver: it names the first
+file that is unreadable or truncated, counts the conversions and computes the channel statistics
+of the training images, so the workers start on a folder known to load.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from sddarts.trainables.batches import DataError
+from sddarts.trainables.data_error import DataError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 TEST_SPLITS = ("val", "test")
 DEFAULT_SIZE = 32
-GREY_MODES = ("L", "I", "I;16", "F", "1", "LA")
+GREY_MODES = ("L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "1", "LA")
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # more than 8 bits per pixel: scaled, not clipped
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ def scan(data_dir: str) -> Folder:
     train, test = _class_files(root / "train"), _class_files(test_dir)
     if not train:
         raise DataError(f"{root / 'train'} holds no class folders (train/<class>/*)")
+    if len(train) < 2:
+        raise DataError(f"{root / 'train'} holds one class ({next(iter(train))!r}): a classifier needs 2 class folders "
+                        "or more (train/<class>/*), or every image is trivially right")
     for split, files in ((root / "train", train), (test_dir, test)):
         empty = [c for c, fs in files.items() if not fs]
         if empty:
@@ -70,22 +77,54 @@ def scan(data_dir: str) -> Folder:
                   tuple((f, label[c]) for c in classes for f in test[c]))
 
 
-def open_image(path: str, channels: int | None = None):
-    """The PIL image at ``path``, fully decoded, in its channels' mode (``L`` or ``RGB``)."""
+def _unreadable(path: str, exc: Exception) -> DataError:
+    return DataError(f"image {path} is unreadable or truncated ({type(exc).__name__}: {exc}); remove or replace it")
+
+
+def image_mode(path: str) -> str:
+    """The PIL mode of the image at ``path``, read from its header."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
-            img.load()
-            grey = img.mode in GREY_MODES
-            img = img.convert("L" if grey else "RGB")
+            return img.mode
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for a bad file
-        raise DataError(f"image {path} is unreadable or truncated ({type(exc).__name__}: {exc}); "
-                        "remove or replace it") from None
-    if channels is not None and (1 if grey else 3) != channels:
-        raise DataError(f"image {path} has {1 if grey else 3} channel(s) but the folder's first image has "
-                        f"{channels}: convert the folder to one kind (all RGB or all grey)")
-    return img
+        raise _unreadable(path, exc) from None
+
+
+def _eight_bit(img, path: str):
+    """A wide grey image scaled by its real range into an 8-bit ``L`` image: 16-bit (and 32-bit
+    integer images whose values fit 16 bits) by 65535, 32-bit integers within 0..255 by 255."""
+    from PIL import Image
+
+    if img.mode == "F":
+        raise DataError(f"image {path} has 32-bit float pixels, which have no fixed range: save it with 8 or 16 bits "
+                        "per channel")
+    if img.mode not in WIDE_MODES:
+        return img
+    pixels = np.asarray(img).astype(np.int64)
+    top = 255 if img.mode == "I" and pixels.max(initial=0) <= 255 else 65535
+    if pixels.min(initial=0) < 0 or pixels.max(initial=0) > 65535:
+        raise DataError(f"image {path} has 32-bit pixels outside 0..65535: save it with 8 or 16 bits per channel")
+    return Image.fromarray(np.round(pixels * (255 / top)).astype(np.uint8), "L")
+
+
+def open_image(path: str, channels: int | None = None):
+    """The PIL image at ``path``, fully decoded and converted to ``L`` (``channels`` 1) or ``RGB``
+    (3; default: its own kind), wide grey images scaled to 8 bits by their range."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            img.load()
+            img = _eight_bit(img, path)
+            grey = img.mode in GREY_MODES
+            target = ("L" if grey else "RGB") if channels is None else ("L" if channels == 1 else "RGB")
+            return img.convert(target)  # a copy, also when the mode is already right (the file closes)
+    except DataError:
+        raise
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for a bad file
+        raise _unreadable(path, exc) from None
 
 
 def square(size: int) -> v2.Transform:
@@ -99,14 +138,17 @@ class Inspection:
     channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    converted: int = 0  # images not already in the folder's mode (L or RGB)
 
 
 def inspect(data_dir: str, image_size: int) -> Inspection:
-    """Opens every image of both splits (naming the first bad one) and returns the channel
-    statistics of the training images as they enter the network (resized, cropped, in [0, 1])."""
+    """Opens every image of both splits (naming the first bad one) and returns the folder's kind
+    (RGB if any image is colour), how many images are converted to it, and the channel statistics
+    of the training images as they enter the network (resized, cropped, in [0, 1])."""
     folder = scan(data_dir)
-    first = open_image(folder.train[0][0])
-    channels = len(first.getbands())
+    modes = [image_mode(path) for path, _ in folder.train + folder.test]
+    channels = 1 if all(m in GREY_MODES for m in modes) else 3
+    converted = sum(m != ("L" if channels == 1 else "RGB") for m in modes)
     shape, total, sq, n = square(image_size), np.zeros(channels), np.zeros(channels), 0
     for path, _ in folder.train:
         x = v2.functional.to_dtype(shape(v2.functional.to_image(open_image(path, channels))), torch.float64, scale=True)
@@ -118,7 +160,7 @@ def inspect(data_dir: str, image_size: int) -> Inspection:
     mean = total / n
     std = np.sqrt(np.maximum(sq / n - mean * mean, 0.0))
     return Inspection(folder, channels, tuple(round(float(m), 4) for m in mean),
-                      tuple(round(max(float(s), 1e-3), 4) for s in std))
+                      tuple(round(max(float(s), 1e-3), 4) for s in std), converted)
 
 
 class FolderImages(Dataset):

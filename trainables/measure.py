@@ -57,7 +57,7 @@ def supernet_accuracy(net: Supernet, loader: DataLoader, device: torch.device,
 def alpha_entropy(net: Supernet) -> float:
     """Mean entropy (nats) of softmax(alpha) over all edges of both cells."""
     with torch.no_grad():
-        p = torch.cat(list(net.op_weights()))
+        p = torch.cat(list(net.mix_probs()))
         return float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sddarts.trainables.batches import DataError
+from sddarts.trainables import safe_pickle
+from sddarts.trainables.data_error import DataError
 
 ARCHIVE = "NATS-tss-v1_0-3ffb9-simple"
 FIGURES = {  # metric -> (nats_bench dataset, get_more_info key)
@@ -35,15 +36,43 @@ def default_archive() -> Path:
     return Path(os.environ.get("TORCH_HOME") or Path.home() / ".torch") / ARCHIVE
 
 
-def _api(path: str):
-    import nats_bench
+class Archive:
+    """NATS-Bench's fast-mode topology archive, every file read by ``safe_pickle`` (nats_bench's own
+    loader unpickles anything): the meta file at once, each cell's record on its first query, then
+    handed to nats_bench's API (``create`` from a dict) for the lookup of its figures."""
 
-    return nats_bench.create(path, "tss", fast_mode=True, verbose=False)
+    def __init__(self, folder: Path):
+        self.archive_dir = str(folder)
+        meta = safe_pickle.load(folder / "meta.pickle.pbz2")
+        if not isinstance(meta, dict) or not isinstance(meta.get("meta_archs"), list):
+            raise ValueError("meta.pickle.pbz2 holds no meta_archs list")
+        self.meta_archs = meta["meta_archs"]
+        self.index = {arch: i for i, arch in enumerate(self.meta_archs)}
+        self._apis: dict[int, object] = {}
+
+    def query_index_by_arch(self, arch_str: str) -> int:
+        return self.index.get(arch_str, -1)
+
+    def get_more_info(self, index: int, dataset: str, hp: str, is_random: bool) -> dict:
+        if index not in self._apis:
+            import nats_bench
+
+            folder = Path(self.archive_dir)
+            path = next((p for p in (folder / f"{index:06d}.pickle.pbz2", folder / f"{index}.pickle.pbz2") if p.is_file()),
+                        None)
+            if path is None:
+                raise OSError(f"invalid data path : {folder / f'{index:06d}.pickle.pbz2'}")
+            record = safe_pickle.load(path)
+            if not isinstance(record, dict):
+                raise ValueError(f"invalid format of data in {path}")
+            self._apis[index] = nats_bench.create({"meta_archs": self.meta_archs, "arch2infos": {index: record},
+                                                   "evaluated_indexes": [index]}, "tss", fast_mode=False, verbose=False)
+        return self._apis[index].get_more_info(index, dataset, hp=hp, is_random=is_random)
 
 
-def open_archive(path: str):
-    """nats_bench's API over the fast-mode archive folder ``path`` (its ``meta.pickle.pbz2`` read;
-    each cell's record is read when it is first queried)."""
+def open_archive(path: str) -> Archive:
+    """The fast-mode archive folder ``path`` (its ``meta.pickle.pbz2`` read; each cell's record is
+    read when it is first queried), never unpickling a callable."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise BenchError(f"nb201_bench {path!r} is not a folder; pass NATS-Bench's fast-mode archive folder "
@@ -52,7 +81,9 @@ def open_archive(path: str):
         raise BenchError(f"nb201_bench {path!r} has no meta.pickle.pbz2: it is not NATS-Bench's fast-mode topology "
                          f"archive ({ARCHIVE})")
     try:
-        return _api(str(folder))
+        return Archive(folder)
+    except safe_pickle.UnsafePickleError:
+        raise
     except Exception as exc:  # a corrupt bz2 file, an archive of another space
         raise BenchError(f"nb201_bench {path!r} is not a readable NATS-Bench topology archive "
                          f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
@@ -82,6 +113,8 @@ def figures_of(api, arch_str: str) -> dict[str, float]:
             value = api.get_more_info(index, dataset, hp="200", is_random=False).get(key)
         except KeyError:  # the archive has no 200-epoch training on this dataset
             continue
+        except safe_pickle.UnsafePickleError:
+            raise
         except (AssertionError, ValueError, OSError, EOFError) as exc:  # the cell's record file is missing or bad
             raise BenchError(f"archive {api.archive_dir} has no readable record for cell {index} ({arch_str}): "
                              f"{' '.join(str(exc).split())[:200]}") from None

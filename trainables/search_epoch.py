@@ -10,12 +10,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from sddarts.search_spaces import genotype_from_json, get_space
+from sddarts.search_spaces.aux_skip import aux_skip_coefficient, set_aux_skip, without_aux_skip
 from sddarts.trainables.config import SearchConfig
 from sddarts.trainables.data import DataSource, dataset_info, search_splits
 from sddarts.trainables.distributed import replica_drift, sync_buffers, world_size
+from sddarts.trainables.beta_decay import beta_weight
 from sddarts.trainables.early_stop import eigenvalue_reports, sharpness_stop
 from sddarts.trainables.measure import alpha_entropy, alpha_sharpness, collapse_stats, supernet_accuracy
 from sddarts.trainables.nb201_bench import Bench
+from sddarts.trainables.perturb import perturb_epsilon
 from sddarts.trainables.runtime import device_augment, make_loader, to_device
 from sddarts.trainables.search_step import SearchState, search_step
 from sddarts.trainables.step_stats import StepStats
@@ -34,7 +37,8 @@ def search_loaders(cfg: SearchConfig, rank: int = 0, world: int = 1, download: b
 def make_supernet(cfg: SearchConfig, device: torch.device) -> torch.nn.Module:
     """The space's supernet for the dataset's channels and classes, on ``device``."""
     info = dataset_info(DataSource.of(cfg))
-    net = get_space(cfg.space).supernet(cfg.C, info.num_classes, cfg.layers, info.in_channels, cfg.mixed_op).to(device)
+    net = get_space(cfg.space).supernet(cfg.C, info.num_classes, cfg.layers, info.in_channels, cfg.mixed_op,
+                                        cfg.partial_channels, cfg.aux_skip > 0).to(device)
     return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
 
 
@@ -43,12 +47,27 @@ def bench_figures(bench: Bench, metrics: dict[str, Any], say: Callable[[str], No
     return bench.epoch_figures(genotype_from_json(metrics["genotype_json"]), say) if bench.path else {}
 
 
+def fix_schedules(state: SearchState, epoch: int) -> dict[str, float]:
+    """The field's fixes' coefficients for 0-based ``epoch``, set where they act (the supernet,
+    its teachers and unrolled copy; the step), and returned for the epoch's figures."""
+    cfg, figures = state.cfg, {}
+    if cfg.aux_skip:
+        figures["aux_skip_coef"] = aux_skip_coefficient(cfg.aux_skip, epoch, cfg.epochs)
+        set_aux_skip([state.net, state.shadow, *state.ring.teachers], figures["aux_skip_coef"])
+    if cfg.beta_decay:
+        state.beta_weight = figures["beta_weight"] = beta_weight(cfg.beta_decay, epoch, cfg.beta_decay_epochs or cfg.epochs)
+    if cfg.perturb != "none":
+        state.perturb_epsilon = figures["perturb_epsilon"] = perturb_epsilon(cfg.perturb_epsilon, epoch, cfg.epochs)
+    return figures
+
+
 def search_epoch(state: SearchState, w_loader: DataLoader, a_loader: DataLoader, device: torch.device) -> dict[str, float]:
     """One epoch of bilevel steps; the training figures over all workers (``train_ce`` is the
     cross-entropy alone, ``train_loss`` adds the distillation term; ``sd_loss``/``agreement`` of
     the w step and ``sd_loss_arch``/``agreement_arch`` of the alpha step where the SD term applies;
     ``snapshot_kl``, the mean KL of each new teacher against the student at its first use)."""
     cfg = state.cfg
+    schedules = fix_schedules(state, len(state.history))
     stats, augment = StepStats(), device_augment(cfg, device)
     for i, (bw, ba) in enumerate(zip(w_loader, a_loader)):
         if cfg.steps_per_epoch and i >= cfg.steps_per_epoch:
@@ -60,8 +79,8 @@ def search_epoch(state: SearchState, w_loader: DataLoader, a_loader: DataLoader,
     totals = stats.totals(device)
     metrics = {"step": state.step, "train_ce": stats.mean(totals, "ce"), "train_loss": stats.mean(totals, "loss"),
                "train_acc": 100 * stats.mean(totals, "correct"), "teachers": len(state.ring),
-               "lr": state.scheduler.get_last_lr()[0]}
-    for key, count in (("sd_loss", "sd_n"), ("agreement", "sd_n"), ("sd_loss_arch", "sd_n_arch"),
+               "lr": state.scheduler.get_last_lr()[0], **schedules}
+    for key, count in (("beta_loss", "beta_n"), ("sd_loss", "sd_n"), ("agreement", "sd_n"), ("sd_loss_arch", "sd_n_arch"),
                        ("agreement_arch", "sd_n_arch"), ("snapshot_kl", "snapshots")):
         if key in totals:
             metrics[key] = stats.mean(totals, key, count)
@@ -75,10 +94,11 @@ def measure(state: SearchState, holdout: DataLoader, device: torch.device, epoch
     cfg, net = state.cfg, state.net
     genotype = net.derive()
     val_loss, val_acc = supernet_accuracy(net, holdout, device)
-    _, derived_acc = supernet_accuracy(net, holdout, device, net.genotype_weights(genotype))
+    with without_aux_skip(net):  # the derived cell has no auxiliary skip
+        _, derived_acc = supernet_accuracy(net, holdout, device, net.genotype_weights(genotype))
     metrics: dict[str, Any] = {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc, "derived_val_acc": derived_acc,
                                "discretization_gap": val_acc - derived_acc, "alpha_entropy": alpha_entropy(net),
-                               **collapse_stats(genotype, net.op_weights())}
+                               **collapse_stats(genotype, net.mix_probs())}
     if world_size() > 1:
         metrics["replica_drift"] = replica_drift(net)
         metrics["teacher_drift"] = max([replica_drift(t) for t in state.ring.teachers] + [0.0])

@@ -48,7 +48,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         metrics.update(bench_figures(bench, metrics, worker.say))
         metrics.update(epoch_time_s=time.time() - t0, mlflow_run_id=worker.log.run_id)
         state.history.append({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-        state.alpha_history.append(tuple(w.detach().cpu().numpy() for w in state.net.op_weights()))
+        state.alpha_history.append(tuple(w.detach().cpu().numpy() for w in state.net.mix_probs()))
         worker.record(epoch + 1, cfg.epochs, metrics, {"config": cfg.to_dict(), **state.state_dict()},
                       lambda log: log_epoch_records(log, cfg, metrics, state.net, epoch + 1))
         if stopped:

@@ -43,7 +43,8 @@ def log_cell_pictures(log: RunLogger, genotype, folder: str) -> None:
 
 def alpha_dict(state: dict[str, Any]) -> dict[str, Any]:
     """alpha per cell (``normal``, ``reduce``; nb201: ``cell``) from a supernet's state dict."""
-    return {name[len("arch."):]: value for name, value in state.items() if name.startswith("arch.")}
+    return {name[len("arch."):]: value for name, value in state.items()
+            if name.startswith("arch.") and not name.startswith("arch.edge_")}  # not PC-DARTS' edge weights
 
 
 def log_genotype_and_alpha(log: RunLogger, genotype, alphas: dict[str, Any]) -> None:

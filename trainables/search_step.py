@@ -1,7 +1,10 @@
 """One SD-DARTS search step (an alpha step, then a w step) and the state it works on.
 
 Shared by the search loop and ``benchmarks/search_step.py``, so the benchmark times exactly the
-code a search runs.
+code a search runs. The field's fixes enter where their official code puts them: beta-DARTS'
+regulariser on the alpha step, SDARTS' perturbation on the w step's op weights, DARTS-' skip
+coefficient and PC-DARTS' partial channels inside the supernet (``fix_schedules`` sets the
+per-epoch coefficients).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from sddarts.trainables.architect import LossTerms, arch_step, first_order_grads, second_order_grads
+from sddarts.trainables.beta_decay import add_beta_grads
 from sddarts.trainables.config import SearchConfig
 from sddarts.trainables.distill import TeacherOutput, TeacherRing, agreement, distill_loss, sd_loss
 from sddarts.trainables.distributed import sync_buffers
+from sddarts.trainables.perturb import adversarial_probs, random_probs
 from sddarts.trainables.runtime import autocast
 from sddarts.trainables.step_stats import StepStats
 
@@ -41,11 +46,13 @@ class SearchState:
     history: list = field(default_factory=list)  # numeric metrics per epoch
     alpha_history: list = field(default_factory=list)  # softmax(alpha) per cell, per epoch
     genotypes: dict = field(default_factory=dict)  # epoch -> genotype JSON (DARTS-ES returns an earlier one)
+    beta_weight: float = 0.0  # beta-DARTS' lambda this epoch (``fix_schedules``)
+    perturb_epsilon: float = 0.0  # SDARTS' eps this epoch
 
     @classmethod
     def create(cls, cfg: SearchConfig, net: nn.Module, model: nn.Module | None = None) -> "SearchState":
         w_opt = torch.optim.SGD(net.w_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        a_opt = torch.optim.Adam(net.alphas(), lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
+        a_opt = torch.optim.Adam(net.arch_parameters(), lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
         ring = TeacherRing(cfg.vote_count if cfg.distills else 0, cfg.teacher_interval, cfg.voting, cfg.teacher_bn,
                            cfg.teacher_vmap)
@@ -63,6 +70,27 @@ class SearchState:
             return LossTerms(ce, logits, ce, None)
         sd = distill_loss(logits, teacher.voted, self.cfg.temperature, self.cfg.voting)
         return LossTerms(ce + self.cfg.sd_weight * sd, logits, ce, sd)
+
+    def w_step_weights(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The op weights of the w step, detached: softmax(alpha), perturbed by SDARTS where
+        ``perturb`` is on (the adversary attacks this batch with BatchNorm in eval mode)."""
+        net = self.net
+        with torch.no_grad():
+            probs = tuple(p.detach() for p in net.mix_probs())
+        if self.cfg.perturb == "random":
+            probs = random_probs(probs, self.perturb_epsilon)
+        elif self.cfg.perturb == "adversarial":
+            def loss_at(p):
+                with autocast(self.cfg, x.device):
+                    return F.cross_entropy(net(x, net.op_weights(p)).float(), y)
+
+            net.eval()
+            try:
+                probs = adversarial_probs(loss_at, probs, self.perturb_epsilon)
+            finally:
+                net.train()
+        with torch.no_grad():
+            return tuple(w.detach() for w in net.op_weights(probs))
 
     def teacher_probs(self, x_w: torch.Tensor, x_a: torch.Tensor) -> tuple[TeacherOutput | None, TeacherOutput | None]:
         """The teachers' predictions for the w-batch and the alpha-batch, each batch in its own
@@ -108,12 +136,12 @@ def search_step(state: SearchState, batch_w: Batch, batch_a: Batch, stats: StepS
         eta = state.scheduler.get_last_lr()[0]
         grads, arch_terms = second_order_grads(net, state.shadow, state.loss, (x_w, y_w, t_w), (x_a, y_a, t_a), eta,
                                                state.w_opt)
+    if state.beta_weight:
+        stats.add(beta_loss=add_beta_grads(grads, net.alphas(), state.beta_weight), beta_n=1)
     arch_step(net, state.a_opt, grads)
     record_sd(stats, state.ring, arch_terms, t_a, "_arch", cfg.temperature)
 
-    with torch.no_grad():
-        fixed = tuple(w.detach() for w in net.op_weights())
-    terms = state.loss(state.model, x_w, y_w, t_w, fixed)
+    terms = state.loss(state.model, x_w, y_w, t_w, state.w_step_weights(x_w, y_w))
     state.w_opt.zero_grad(set_to_none=True)
     terms.loss.backward()
     if cfg.grad_clip > 0:
