@@ -130,23 +130,47 @@ def resolve_address(address: str | None) -> str | None:
     return running
 
 
+WORKER_SETUP = "sddarts.trainables.ray_compat.worker_setup"  # one line for Ray's transient warnings
+
+
+def local_ray_options(env: dict[str, str] | None = None) -> dict:
+    """``ray.init`` options for a local Ray of this process's own: ``env`` for its workers, one line
+    for Ray's transient warnings (``trainables/ray_compat.py``), and its own dashboard port, which
+    its actors are told of. Ray 2.60: Train V2's PlacementGroupCleaner asks the State API for "the"
+    cluster (``get_actor(address=None)``), which fails with a traceback once two local Rays run on
+    one machine (two sddarts commands at once)."""
+    port = free_port()
+    env = {**(env or {}), "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
+    return {"dashboard_port": port, "runtime_env": {"env_vars": env, "worker_process_setup_hook": WORKER_SETUP}}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def connect(address: str | None, cfg: CommonConfig, per_trial_extra_cpu: float = 0.0) -> dict[str, float]:
     """Checks the job fits, then starts or joins Ray. Returns the cluster's resources."""
     import ray
 
     if not ray.is_initialized():
         address = resolve_address(address)
-        if address in (None, "local"):
+        local = address in (None, "local")
+        if local:
             check_fits(cfg, local_resources(), per_trial_extra_cpu)  # before Ray starts
             # a Ray of this process's own: no token (Ray 2.59+ enables one by default and warns);
             # set RAY_AUTH_MODE=token to keep it
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         from sddarts.trainables.runtime import tracking_credentials
 
-        credentials = tracking_credentials()  # for the trials and Train controllers, which log to MLflow too
         in_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ  # `ray job submit` set the job's env already
-        ray.init(address=address or "local", configure_logging=True, logging_level="WARNING",
-                 runtime_env={"env_vars": credentials} if credentials and not in_job else None)
+        env = tracking_credentials() if not in_job else {}  # for the trials and Train controllers, which log to MLflow too
+        options = local_ray_options(env) if local else ({"runtime_env": {"env_vars": env}} if env else {})
+        ray.init(address=address or "local", configure_logging=True, logging_level="WARNING", **options)
     resources = {k: float(v) for k, v in ray.cluster_resources().items()}
     check_fits(cfg, resources, per_trial_extra_cpu)
     return resources

@@ -26,11 +26,12 @@ def ensure_ray() -> str:
     GCS address, which subprocesses join through RAY_ADDRESS."""
     import ray
 
-    from sddarts.platform.cluster import forget_dead_cluster
+    from sddarts.platform.cluster import forget_dead_cluster, local_ray_options
 
     if not ray.is_initialized():
         forget_dead_cluster()  # a stale `ray start` record would misdirect Train's placement-group cleaner
-        ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=256 * 1024**2, configure_logging=False)
+        ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=256 * 1024**2, configure_logging=False,
+                 **local_ray_options())
     return ray.get_runtime_context().gcs_address
 
 

@@ -20,6 +20,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be read safely; the message names the file and what to do."""
 
 
+class StorageFullError(RuntimeError):
+    """The storage path filled up while a checkpoint was written: retrying cannot help until space
+    is freed, and the previous checkpoint is still the run's latest."""
+
+
 def plain(obj: Any) -> Any:
     """``obj`` with numpy arrays as tensors and numpy scalars as Python numbers, recursively."""
     if isinstance(obj, np.ndarray):

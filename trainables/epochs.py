@@ -9,6 +9,7 @@ measures.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import tempfile
@@ -20,7 +21,7 @@ import torch
 import ray
 import ray.train
 import ray.train.torch
-from sddarts.trainables.checkpoint import save_state
+from sddarts.trainables.checkpoint import StorageFullError, save_state
 from sddarts.trainables.distributed import worker_nodes
 from sddarts.trainables.resume import load_newest_readable
 from sddarts.trainables.run_logger import RunLogger
@@ -116,7 +117,14 @@ class Worker:
             if self.rank == 0:
                 save_state({**state, "epoch": epoch, "metrics": metrics, "rng": rng_state()}, os.path.join(d, STATE_FILE))
                 checkpoint = ray.train.Checkpoint.from_directory(d)
-            ray.train.report(metrics, checkpoint=checkpoint)
+            try:
+                ray.train.report(metrics, checkpoint=checkpoint)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC and "No space left on device" not in str(exc):
+                    raise
+                raise StorageFullError(f"no space left on the storage path while saving epoch {epoch}'s checkpoint "
+                                       f"({' '.join(str(exc).split())[:160]}); the last complete checkpoint is kept: "
+                                       f"free space, then rerun the command with --resume {self.name}") from None
         self.last, self.reported = metrics, True
 
     def finish(self) -> None:

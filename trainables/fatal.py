@@ -1,5 +1,5 @@
 """Errors that would repeat on every attempt (bad config, bad data, a genotype that does not fit,
-a checkpoint that cannot be read safely). A worker that meets one ends its run by reporting it as
+a checkpoint that cannot be read safely, a full storage path). A worker that meets one ends its run by reporting it as
 ``fatal_error`` rather than raising, so Ray Train does not restart the worker group for it (as it
 does for a lost worker or node, from the latest checkpoint); the driver then fails the run on its
 first attempt with the error's one line (``raise_if_fatal``)."""
@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from sddarts.search_spaces.genotypes import GenotypeError
-from sddarts.trainables.checkpoint import CheckpointError
+from sddarts.trainables.checkpoint import CheckpointError, StorageFullError
 from sddarts.trainables.config import ConfigError
 from sddarts.trainables.data import DataError
 
-FATAL_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, GenotypeError, CheckpointError)
+FATAL_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, GenotypeError, CheckpointError, StorageFullError)
 ERROR_TYPES = {cls.__name__: cls for cls in FATAL_ERRORS}
 KEY = "fatal_error"
 
@@ -35,6 +35,8 @@ def reporting_fatal(loop: Callable[[dict[str, Any]], None]) -> Callable[[dict[st
                 from mlflow import MlflowClient  # the driver reads it there: Train keeps only checkpointed metrics
 
                 MlflowClient(run["tracking_uri"]).set_tag(run["run_id"], KEY, text[:4000])
+            if isinstance(exc, StorageFullError):  # a report after a failed checkpoint upload never returns (Ray 2.60)
+                return
             ray.train.report({KEY: text})
 
     return wrapped
