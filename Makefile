@@ -10,7 +10,7 @@ PINS := torch==2.14.1 torchvision==0.29.1
 STACK := "ray[default,tune,train]==2.60.0" optuna==5.0.0 "mlflow[auth]==3.17.2" \
 	onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0 nats_bench==1.8
 
-.PHONY: install demo test ui clean browser graphviz
+.PHONY: install demo test check ui clean browser graphviz
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,6 +36,10 @@ browser:
 
 test: install browser
 	RAY_AUTH_MODE=disabled $(PY) -m pytest -q tests
+
+# The tests that start no Ray (a few minutes): the loop while coding. `make test` runs them all.
+check: install
+	RAY_AUTH_MODE=disabled $(PY) -m pytest -q -m "not ray" tests
 
 ui: install
 	$(SDDARTS) ui --port $(PORT)

@@ -164,3 +164,13 @@ def test_fix_flags_are_in_help_and_bad_values_are_one_line():
     with pytest.raises(ConfigError, match="perturb must be one of none, random, adversarial"):
         search_config(perturb="pgd")
     assert search_config(aux_skip=1.0, perturb="random").fixes == ("aux_skip", "perturb")
+
+
+def test_a_sweep_space_can_add_the_fixes():
+    from sddarts.platform.space import to_distributions
+
+    space = {"aux_skip": {"type": "float", "low": 0.0, "high": 1.0}, "perturb": {"type": "categorical",
+             "choices": ["none", "random", "adversarial"]}, "partial_channels": {"type": "categorical", "choices": [1, 2, 4]},
+             "beta_decay": {"type": "float", "low": 0.0, "high": 50.0}}
+    dists = to_distributions(space, search_config(C=8))
+    assert set(dists) == set(space) and list(dists["perturb"].choices) == ["none", "random", "adversarial"]
