@@ -1,11 +1,13 @@
 """Time and peak memory of one search step (alpha step + w step), side by side in one run.
 
 Variants: plain DARTS and SD-DARTS with K = 1, 2, 3 teachers (a snapshot every 50 steps, as a
-search takes them), first and second order, fp32 and bf16, and the reference DARTS step (a port of
-``model_search.py``, ``benchmarks/reference_darts.py``) at the same config. Prints ms per step,
+search takes them), first and second order, fp32 and bf16, the field's fixes (DARTS-, beta-DARTS,
+SDARTS-RS/ADV, PC-DARTS with 2 and 4 channel groups against its K=1, which is DARTS), and the
+reference DARTS step (a port of ``model_search.py``, ``benchmarks/reference_darts.py``) at the same config. Prints ms per step,
 images per second, the ratios the README quotes (our DARTS step against the reference, SD-DARTS'
 cost beyond its teachers' own inference forwards, second order against first), and each
-variant's peak memory (CUDA: ``max_memory_allocated``; CPU: peak RSS growth of a fresh process over its imports).
+variant's peak memory (CUDA: ``max_memory_allocated``; CPU: a fresh process per variant, the growth
+of its resident set's high-water mark over the model built, reset through ``/proc/self/clear_refs``).
 
     python benchmarks/search_step.py                                   # the demo's config
     python benchmarks/search_step.py --C 16 --layers 8 --batch 32 --size 32 --channels 3   # DARTS' search
@@ -29,13 +31,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_darts import ReferenceNetwork  # noqa: E402
 from sddarts.search_spaces import Supernet  # noqa: E402
 from sddarts.trainables.config import SearchConfig  # noqa: E402
+from sddarts.trainables.search_epoch import fix_schedules  # noqa: E402
 from sddarts.trainables.search_step import SearchState, search_step  # noqa: E402
 from sddarts.trainables.step_stats import StepStats  # noqa: E402
 
-VARIANTS = {  # name: (teachers, order, precision)
+VARIANTS = {  # name: (teachers, order, precision[, the fixes' config fields])
     "DARTS": (0, 1, "fp32"), "SD K=1": (1, 1, "fp32"), "SD K=2": (2, 1, "fp32"), "SD K=3": (3, 1, "fp32"),
     "DARTS 2nd": (0, 2, "fp32"), "SD K=3 2nd": (3, 2, "fp32"), "DARTS bf16": (0, 1, "bf16"),
     "SD K=3 bf16": (3, 1, "bf16"), "reference": None,
+    "DARTS-": (0, 1, "fp32", {"aux_skip": 1.0}), "beta-DARTS": (0, 1, "fp32", {"beta_decay": 50.0}),
+    "SDARTS-RS": (0, 1, "fp32", {"perturb": "random"}), "SDARTS-ADV": (0, 1, "fp32", {"perturb": "adversarial"}),
+    "PC-DARTS K=2": (0, 1, "fp32", {"partial_channels": 2}), "PC-DARTS K=4": (0, 1, "fp32", {"partial_channels": 4}),
 }
 
 
@@ -61,12 +67,15 @@ def batch(args):
     return x, torch.randint(0, 10, (args.batch,), device=args.device)
 
 
-def ours(args, teachers: int, order: int = 1, precision: str = "fp32"):
+def ours(args, teachers: int, order: int = 1, precision: str = "fp32", fixes: dict | None = None):
     """A step of our search and, for SD, the state (to time its teachers alone)."""
     cfg = SearchConfig(C=args.C, layers=args.layers, batch_size=args.batch, vote_count=teachers, order=order,
-                       sd_weight=1.0 if teachers else 0.0, teacher_interval=50, precision=precision)
+                       sd_weight=1.0 if teachers else 0.0, teacher_interval=50, precision=precision, **(fixes or {}))
     torch.manual_seed(0)
-    state = SearchState.create(cfg, Supernet(args.C, 10, args.layers, args.channels).to(args.device))
+    net = Supernet(args.C, 10, args.layers, args.channels, partial_channels=cfg.partial_channels,
+                   aux_skip=cfg.aux_skip > 0).to(args.device)
+    state = SearchState.create(cfg, net)
+    fix_schedules(state, 1)  # the fixes' coefficients of epoch 2 (none is 0 there)
     for _ in range(teachers):  # a full ring, as after the first K * 50 steps
         state.ring.add(state.net, 0)
     bw, ba, stats = batch(args), batch(args), StepStats()
@@ -116,16 +125,31 @@ def peak_memory_mb(args, name: str) -> float:
     return json.loads(out.strip().splitlines()[-1])["peak_mb"]
 
 
+def _status_kb(key: str) -> int:
+    """A ``/proc/self/status`` figure in kB (``VmRSS``, ``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
 def one(args) -> None:
-    """``--one NAME``: three steps of NAME; prints the peak RSS growth (MB) as JSON."""
+    """``--one NAME``: three steps of NAME; prints the peak RSS growth (MB) as JSON: the resident
+    set's high-water mark, reset after the imports (``/proc/self/clear_refs``), over the resident
+    set then (``ru_maxrss`` growth where /proc is missing: the imports' peak hides smaller steps)."""
     import resource
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # imports only: the model and its steps count
     fn = make(args, args.one)
+    try:
+        before = _status_kb("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS now
+        read_peak = lambda: _status_kb("VmHWM")  # noqa: E731
+    except OSError:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        read_peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # noqa: E731
     for _ in range(3):
         fn()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": (after - before) / 1024}))
+    print(json.dumps({"peak_mb": (read_peak() - before) / 1024}))
 
 
 def main() -> None:
@@ -170,6 +194,9 @@ def main() -> None:
         print(f"ratio: second / first order = {t['DARTS 2nd'] / base:.2f} (target <= 2.2)")
     if base and "DARTS bf16" in t:
         print(f"ratio: bf16 / fp32 DARTS step = {t['DARTS bf16'] / base:.2f}")
+    for name in ("PC-DARTS K=2", "PC-DARTS K=4", "DARTS-", "beta-DARTS", "SDARTS-RS", "SDARTS-ADV"):
+        if base and name in t:
+            print(f"ratio: {name} / DARTS step = {t[name] / base:.2f}")
 
 
 if __name__ == "__main__":
