@@ -1,5 +1,6 @@
-"""The README's SD-DARTS table from a finished ``sddarts compare``: per variant, for each metric
-the variant's mean, its paired difference from DARTS with the 95% interval, and Holm's corrected p.
+"""The README's comparison tables from a finished ``sddarts compare``: per variant (SD-DARTS
+settings, the field's fixes, the random arm), for each metric the variant's mean, its paired
+difference from DARTS with the 95% interval, and Holm's corrected p.
 
     python benchmarks/sd_table.py sqlite:///sd_variants/mlflow.db variants-collapse-demo
 """
@@ -37,6 +38,9 @@ def table(stats: pd.DataFrame) -> str:
         g = group.set_index("metric")
         cells = []
         for m in metrics:
+            if m not in g.index:  # the random arm has proxy_acc only
+                cells.append("-")
+                continue
             r = g.loc[m]
             ci = "" if np.isnan(r["diff ci_low"]) else f" [{r['diff ci_low']:+.2g}, {r['diff ci_high']:+.2g}]"
             p = "" if np.isnan(r["p_holm"]) else f", p={r['p_holm']:.2g}" + ("**" if r["p_holm"] < 0.05 else "")

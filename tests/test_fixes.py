@@ -174,3 +174,16 @@ def test_a_sweep_space_can_add_the_fixes():
              "beta_decay": {"type": "float", "low": 0.0, "high": 50.0}}
     dists = to_distributions(space, search_config(C=8))
     assert set(dists) == set(space) and list(dists["perturb"].choices) == ["none", "random", "adversarial"]
+
+
+@pytest.mark.parametrize("space", ["darts", "s1", "s4", "nb201"])
+def test_every_fix_at_once_searches_in_every_space(space):
+    from sddarts.trainables.searcher import Searcher
+
+    searcher = Searcher(preset="collapse-demo", space=space, C=8, layers=3 if space != "nb201" else 1, epochs=2,
+                        steps_per_epoch=2, sharpness_every=0, aux_skip=1.0, beta_decay=1.0, perturb="adversarial",
+                        partial_channels=4, say=lambda line: None)
+    last = searcher.run()[-1]
+    assert (last["aux_skip_coef"], last["beta_weight"]) == (pytest.approx(0.5), pytest.approx(0.5))
+    assert last["perturb_epsilon"] == pytest.approx(0.165) and math.isfinite(last["beta_loss"])
+    assert searcher.genotype.space == space and math.isfinite(last["val_acc"])
