@@ -41,7 +41,7 @@ def build_tuner(base: SearchConfig, ropts: RunOptions, exp_id: str, parent: str,
 
     sweep_meta = {"name": ropts.name, "tracking_uri": ropts.tracking_uri, "experiment": ropts.experiment,
                   "storage_path": ropts.storage_path, "parent_run_id": parent, **sweep}
-    columns = ["epoch", sweep["metric"]] + (["proxy_acc"] if sweep.get("proxy_epochs") else [])
+    columns = list(dict.fromkeys(["epoch", sweep["metric"]] + (["proxy_acc"] if sweep.get("proxy_epochs") else [])))
     return ray.tune.Tuner(
         trainable(),
         param_space={"base": base.to_dict(), "sweep": sweep_meta, **grid},
