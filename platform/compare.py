@@ -207,5 +207,5 @@ def checklist(base: SearchConfig, variants: dict[str, dict[str, Any]], seeds: in
              f"- [{'x' if random_draws else ' '}] random-sampling baseline: {random_draws} uniform genotypes per seed",
              "- [x] hyperparameters of every arm: `base_config.json` and `variants.json`",
              "- [x] wall time of every arm (s, summed over its completed trials): "
-             + ", ".join(f"{k} {v:.0f}" for k, v in sorted(wall.items()) if v == v)]
+             + ", ".join(f"{k} {v:.0f}" for k, v in sorted(wall.items()) if v == v and k != RANDOM_BEST)]
     return "\n".join(lines) + "\n"
