@@ -20,7 +20,6 @@ from torch import nn
 
 from sddarts.search_spaces import operations
 from sddarts.search_spaces import partial_channels as pc
-from sddarts.search_spaces.aux_skip import AuxSkip
 from sddarts.search_spaces.genotypes import GenotypeError
 from sddarts.search_spaces.mixed_op import MixedOp
 from sddarts.search_spaces.operations import ReLUConvBN
@@ -143,7 +142,7 @@ class NB201Cell(nn.Module):
             raise ValueError(f"unknown NAS-Bench-201 op {unknown[0]!r}; choose one of {', '.join(NB201_OPS)}")
         self.k = partial_channels
         self.edges = nn.ModuleList(MixedOp(edge, channels // self.k, 1, pool_bn=False, affine=affine) for edge in ops)
-        self.aux = AuxSkip(channels // self.k, 1, 1) if aux_skip else None
+        self.aux_skip = aux_skip  # every edge is stride 1: the auxiliary skip is the identity
 
     def forward(self, x: torch.Tensor, op_weights: torch.Tensor | None = None, aux_coef: float = 0.0) -> torch.Tensor:
         nodes = [x]
@@ -161,7 +160,7 @@ class NB201Cell(nn.Module):
         """One mixed edge, with the fixes that apply: PC-DARTS' sampled channels and DARTS-' skip."""
         part = pc.sampled(x, self.k) if self.k > 1 else x
         out = self.edges[e](part, weights)
-        if self.aux is not None and aux_coef:
+        if self.aux_skip and aux_coef:
             out = out + aux_coef * part
         if self.k > 1:
             return pc.join(out.unsqueeze(1), x, self.k, 1, weights.unsqueeze(0)).squeeze(1)
