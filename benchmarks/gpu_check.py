@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sddarts.search_spaces import Supernet
+from sddarts.search_spaces.supernet import Supernet
 from sddarts.trainables.config import SearchConfig
-from sddarts.trainables.search_step import SearchState, search_step
-from sddarts.trainables.step_stats import StepStats
+from sddarts.trainables.sd_darts.search_step import SearchState, search_step
+from sddarts.trainables.sd_darts.step_stats import StepStats
 
 
 def step_figures(batch: int, precision: str, channels_last: bool, order: int, steps: int = 10,
@@ -92,7 +92,7 @@ def ray_search(tmp: str) -> tuple[int, float]:
     """A 2-epoch search on CIFAR-shaped files through Ray Train (NCCL on the GPU): (exit code, seconds)."""
     write_cifar(Path(tmp) / "data")
     env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
-    cmd = [sys.executable, "-m", "sddarts.platform.cli", "search", "--preset", "cifar10-darts", "--data-dir", f"{tmp}/data",
+    cmd = [sys.executable, "-m", "sddarts.platform.commands.cli", "search", "--preset", "cifar10-darts", "--data-dir", f"{tmp}/data",
            "--epochs", "2", "--batch-size", "64", "--num-workers", "1", "--gpus-per-worker", "1", "--cpus-per-worker", "4",
            "--precision", "bf16", "--channels-last", "--sharpness-every", "1", "--sharpness-batches", "1",
            "--tracking-uri", f"sqlite:///{tmp}/mlflow.db", "--storage-path", f"{tmp}/runs", "--name", "gpu-check"]

@@ -29,11 +29,11 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference_darts import ReferenceNetwork  # noqa: E402
-from sddarts.search_spaces import Supernet  # noqa: E402
+from sddarts.search_spaces.supernet import Supernet  # noqa: E402
 from sddarts.trainables.config import SearchConfig  # noqa: E402
-from sddarts.trainables.search_epoch import fix_schedules  # noqa: E402
-from sddarts.trainables.search_step import SearchState, search_step  # noqa: E402
-from sddarts.trainables.step_stats import StepStats  # noqa: E402
+from sddarts.trainables.sd_darts.epoch import fix_schedules  # noqa: E402
+from sddarts.trainables.sd_darts.search_step import SearchState, search_step  # noqa: E402
+from sddarts.trainables.sd_darts.step_stats import StepStats  # noqa: E402
 
 VARIANTS = {  # name: (teachers, order, precision[, the fixes' config fields])
     "DARTS": (0, 1, "fp32"), "SD K=1": (1, 1, "fp32"), "SD K=2": (2, 1, "fp32"), "SD K=3": (3, 1, "fp32"),

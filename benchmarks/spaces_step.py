@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_step import time_round_robin  # noqa: E402
 from sddarts.search_spaces import SPACES, get_space  # noqa: E402
 from sddarts.trainables.config import SearchConfig  # noqa: E402
-from sddarts.trainables.search_step import SearchState, search_step  # noqa: E402
-from sddarts.trainables.step_stats import StepStats  # noqa: E402
+from sddarts.trainables.sd_darts.search_step import SearchState, search_step  # noqa: E402
+from sddarts.trainables.sd_darts.step_stats import StepStats  # noqa: E402
 
 
 def step_of(space: str, args):

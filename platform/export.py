@@ -8,7 +8,6 @@ state dict under ``input``. ONNX is checked with onnxruntime against PyTorch bef
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import tempfile
@@ -18,32 +17,26 @@ from typing import Any
 
 import torch
 
-from sddarts.platform import runs
-from sddarts.platform.registry import INPUT, Classifier
-from sddarts.trainables.config import ConfigError
+from sddarts.platform.options import DEFAULT_EXPERIMENT
+from sddarts.platform.tracking import runs
+from sddarts.platform.tracking.registry import INPUT, MODEL_URI_TAG, Classifier
+from sddarts.platform.tracking.store import check_tracking, resolve_tracking_uri, store_missing
+from sddarts.search_spaces.errors import ConfigError
 
 FORMATS = ("onnx", "torchscript", "state-dict")
 ONNX_TOLERANCE = 1e-4
 
 
-def add_parser(sub, help_preset: str = "") -> None:
-    p = sub.add_parser("export", help="write a trained model (registry or evaluate run) as ONNX, TorchScript or a state dict")
-    p.add_argument("source", metavar="RUN_OR_MODEL_URI",
-                   help="models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/model, or an evaluate run's id or name")
-    p.add_argument("--format", choices=FORMATS, required=True)
-    p.add_argument("--out", required=True, help="the file to write (its folder must exist)")
-    p.add_argument("--tracking-uri", default="", help="default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db")
-    p.add_argument("--experiment", default=runs.DEFAULT_EXPERIMENT, help="where to look up a run name")
-    p.set_defaults(func=cmd_export)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    out = check_out(args.out)
-    uri = runs.resolve_tracking_uri(args.tracking_uri or None)
-    model = load_classifier(model_uri(args.source, uri, args.experiment), uri)
-    export(model, args.format, out)
-    print(f"wrote {out} ({args.format}; input: {INPUT})")
-    return 0
+def export_model(source: str, fmt: str, out: str, tracking_uri: str = "", experiment: str = DEFAULT_EXPERIMENT) -> Path:
+    """Writes the model ``source`` names (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``,
+    ``models:/MODEL_ID``, ``runs:/RUN_ID/model``, or an evaluate run's id or name) to ``out`` in
+    ``fmt`` (one of ``FORMATS``); returns the path written."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    path = check_out(out)
+    uri = resolve_tracking_uri(tracking_uri or None)
+    export(load_classifier(model_uri(source, uri, experiment), uri), fmt, path)
+    return path
 
 
 def check_out(path: str) -> Path:
@@ -60,13 +53,15 @@ def model_uri(source: str, uri: str, experiment: str) -> str:
     """``source`` as an MLflow model URI: URIs pass through; a run id or name becomes its ``model``."""
     if source.startswith(("models:/", "runs:/")):
         return source
-    if runs.store_missing(uri):
+    if store_missing(uri):
         raise ConfigError(f"{source!r} is not a models:/ or runs:/ URI, and {uri} holds no runs to look it up in")
     run = runs.lookup(uri, experiment, source)
     if run is None:
         raise ConfigError(f"no MLflow run with id or name {source!r} in {uri}; pass an evaluate run or a models:/ URI")
+    if MODEL_URI_TAG in run.data.tags:  # the model it logged (MLflow 3: a LoggedModel, models:/m-...)
+        return run.data.tags[MODEL_URI_TAG]
     if "model" not in {a.path for a in runs.client(uri).list_artifacts(run.info.run_id)}:
-        raise ConfigError(f"run {source!r} ({run.data.tags.get('kind', 'unknown')} run) has no model artifact; "
+        raise ConfigError(f"run {source!r} ({run.data.tags.get('kind', 'unknown')} run) has no model; "
                           "export an `sddarts evaluate` run or a models:/ URI")
     return f"runs:/{run.info.run_id}/model"
 
@@ -79,8 +74,8 @@ def load_classifier(source: str, uri: str) -> Classifier:
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
-    runs.check_tracking(uri)
-    if runs.store_missing(uri):  # a read never creates a store
+    check_tracking(uri)
+    if store_missing(uri):  # a read never creates a store
         raise ConfigError(f"tracking store {uri} does not exist, so it holds no model {source!r}; pass the "
                           "--tracking-uri of the store the model was registered in")
     with tempfile.TemporaryDirectory() as d:
@@ -100,25 +95,31 @@ def load_classifier(source: str, uri: str) -> Classifier:
 
 
 def artifact_uri(source: str, uri: str) -> str:
-    """Where a model's files are: a ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` URI resolved
-    in the registry of ``uri`` (MLflow's own resolution reads the process-wide registry URI)."""
+    """Where a model's files are: a ``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` or
+    ``models:/MODEL_ID`` URI resolved in the store of ``uri`` (MLflow's own resolution reads the
+    process-wide tracking and registry URIs)."""
     if not source.startswith("models:/"):
         return source
     client = runs.client(uri)
     ref = source[len("models:/"):].strip("/")
+    if ref.startswith("m-") and "/" not in ref and "@" not in ref:  # a LoggedModel by id
+        return client.get_logged_model(ref).artifact_location
     if "@" in ref:
         name, alias = ref.split("@", 1)
-        version = client.get_model_version_by_alias(name, alias).version
+        version = client.get_model_version_by_alias(name, alias)
     else:
-        name, _, version = ref.rpartition("/")
-    return client.get_model_version_download_uri(name, version)
+        name, _, number = ref.rpartition("/")
+        version = client.get_model_version(name, number)
+    if version.model_id:  # an MLflow 3 version of a LoggedModel: its files are the LoggedModel's
+        return client.get_logged_model(version.model_id).artifact_location
+    return client.get_model_version_download_uri(name, version.version)
 
 
 def from_recipe(recipe: dict[str, Any]) -> Classifier:
     """An untrained ``Classifier`` of the genotype and network a recipe names."""
     from sddarts.search_spaces import genotype_from_dict
     from sddarts.trainables.config import EvalConfig
-    from sddarts.trainables.eval_loop import build_network
+    from sddarts.trainables.workers.eval_loop import build_network
 
     cfg = EvalConfig.from_dict(dict(recipe["eval_config"]))
     info = recipe_info(recipe, cfg)
@@ -127,7 +128,7 @@ def from_recipe(recipe: dict[str, Any]) -> Classifier:
 
 def recipe_info(recipe: dict[str, Any], cfg):
     """The ``DatasetInfo`` a recipe recorded (an image folder need not be at hand), else the config's."""
-    from sddarts.trainables.data import DataSource, DatasetInfo, dataset_info
+    from sddarts.trainables.data.datasets import DataSource, DatasetInfo, dataset_info
 
     if "dataset" in recipe:
         d = recipe["dataset"]

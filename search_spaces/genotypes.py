@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from sddarts.search_spaces.darts_space import DARTS, NUM_EDGES, STEPS, CellSpace, edge_index
+from sddarts.search_spaces.errors import GenotypeError
 from sddarts.search_spaces.operations import SHORT_NAMES
 from sddarts.search_spaces.robust_darts import S1, S2, S3, S4
 
@@ -18,8 +19,6 @@ CELL_SPACES: dict[str, CellSpace] = {s.name: s for s in (DARTS, S1, S2, S3, S4)}
 Edge = tuple[str, int]  # (primitive, input state index)
 
 
-class GenotypeError(ValueError):
-    """A genotype that is malformed or does not fit its search space."""
 
 
 def _whole(value, what: str) -> int:

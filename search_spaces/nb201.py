@@ -20,7 +20,7 @@ from torch import nn
 
 from sddarts.search_spaces import operations
 from sddarts.search_spaces import partial_channels as pc
-from sddarts.search_spaces.genotypes import GenotypeError
+from sddarts.search_spaces.errors import GenotypeError
 from sddarts.search_spaces.mixed_op import MixedOp
 from sddarts.search_spaces.operations import ReLUConvBN
 

@@ -16,23 +16,9 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "sddarts-test")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sddarts-test")
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT, ensure_ray  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the reference DARTS port lives there
-
-
-def ensure_ray() -> str:
-    """The one real 2-CPU Ray of the session (dashboard on: Train V2 needs its State API), started
-    again if a test shut it down (the multi-node test does, to keep one Ray per host). Returns its
-    GCS address, which subprocesses join through RAY_ADDRESS."""
-    import ray
-
-    from sddarts.platform.cluster import forget_dead_cluster, local_ray_options
-
-    if not ray.is_initialized():
-        forget_dead_cluster()  # a stale `ray start` record would misdirect Train's placement-group cleaner
-        ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=256 * 1024**2, configure_logging=False,
-                 **local_ray_options())
-    return ray.get_runtime_context().gcs_address
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,39 +51,3 @@ def ray_session() -> str:
 @pytest.fixture
 def sqlite_uri(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
-
-
-def tiny_search(**overrides):
-    """A search small enough for a test: digits, C=4, 3 cells, 3 steps per epoch."""
-    from sddarts.trainables.config import SearchConfig
-
-    values = dict(dataset="digits", C=4, layers=3, epochs=2, batch_size=32, steps_per_epoch=3, num_workers=1,
-                  cpus_per_worker=0.5, vote_count=2, teacher_interval=1, arch_lr=0.01, max_failures=0)
-    values.update(overrides)
-    return SearchConfig(**values).validate()
-
-
-def parent_and_children(tracking_uri: str, kind: str):
-    """The one parent run tagged ``kind`` in the ``sddarts`` experiment, and its nested runs."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name("sddarts").experiment_id
-    (parent,) = client.search_runs([exp], filter_string=f"tags.kind = '{kind}'")
-    children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    return parent, children
-
-
-def wait_for_free_cpus(total: float = 2.0, timeout: float = 180.0) -> None:
-    """Waits until the session Ray has all its CPUs back. A killed driver's Train workers are
-    freed asynchronously (Ray Train's placement-group cleaner polls the State API)."""
-    import time
-
-    import ray
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if ray.available_resources().get("CPU", 0) >= total - 1e-6:
-            return
-        time.sleep(1)
-    raise AssertionError(f"Ray still holds CPUs after {timeout:.0f}s: {ray.available_resources()}")

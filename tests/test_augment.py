@@ -4,8 +4,8 @@ the padded image, flipped or not; offsets and flips vary per image; the fill is 
 import torch
 from torchvision.transforms import v2
 
-from sddarts.trainables.augment import black_pixel, crop_flip
-from sddarts.trainables.data import INFO
+from sddarts.trainables.data.augment import black_pixel, crop_flip
+from sddarts.trainables.data.datasets import INFO
 
 
 def _candidates(image, fill, pad=4):

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from conftest import ensure_ray, tiny_search, wait_for_free_cpus
-from sddarts.platform.cli import main
-from sddarts.platform.launch import RunOptions
-from sddarts.platform.search import run_search
+from helpers import ensure_ray, tiny_search, wait_for_free_cpus
+from sddarts.platform.commands.cli import main
+from sddarts.platform.options import RunOptions
+from sddarts.platform.jobs import run_search
 
 pytestmark = pytest.mark.ray
 TINY = ["--C", "4", "--layers", "3", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "32",

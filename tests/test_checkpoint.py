@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from sddarts.search_spaces import get_space
-from sddarts.trainables.checkpoint import CheckpointError, load_state, save_state
+from sddarts.search_spaces.errors import CheckpointError
+from sddarts.trainables.workers.checkpoint import load_state, save_state
 from sddarts.trainables.config import SearchConfig
-from sddarts.trainables.runtime import rng_state, set_rng_state
-from sddarts.trainables.search_step import SearchState, search_step
-from sddarts.trainables.step_stats import StepStats
+from sddarts.trainables.sd_darts.seeding import rng_state, set_rng_state
+from sddarts.trainables.sd_darts.search_step import SearchState, search_step
+from sddarts.trainables.sd_darts.step_stats import StepStats
 
 
 def _state():
@@ -62,7 +63,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(tmp
     with pytest.raises(CheckpointError) as info:
         load_state(str(path))
     message = str(info.value)
-    assert str(path) in message and "python -m sddarts.trainables.checkpoint" in message and "\n" not in message
+    assert str(path) in message and "python -m sddarts.trainables.workers.checkpoint" in message and "\n" not in message
     assert not marker.exists()
 
 
@@ -72,7 +73,7 @@ def test_a_trusted_old_checkpoint_converts_once(tmp_path):
         torch.save({"rng": {"numpy": np.random.get_state()}, "alpha_history": [(np.ones(3),)]}, fh)
     with pytest.raises(CheckpointError):
         load_state(str(path))
-    done = subprocess.run([sys.executable, "-m", "sddarts.trainables.checkpoint", str(path)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "sddarts.trainables.workers.checkpoint", str(path)], capture_output=True, text=True)
     assert done.returncode == 0 and "converted" in done.stdout
     assert load_state(str(path))["alpha_history"][0][0].tolist() == [1.0, 1.0, 1.0]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cifar_files import write_cifar
-from sddarts.platform.cli import main
+from sddarts.platform.commands.cli import main
 
 
 def _file(tmp, name, content):
@@ -41,7 +41,7 @@ def _cifar(tmp, change=None):
 
 def _store_with_run(tmp, name, params=None, kind="search"):
     """A store holding one run named ``name`` (and its checkpoint folder, for --resume)."""
-    from sddarts.platform import runs
+    from sddarts.platform.tracking import runs
 
     uri = f"sqlite:///{tmp / 'store.db'}"
     run_id = runs.open_run(uri, runs.experiment_id(uri, "sddarts"), name, {"kind": kind})
@@ -169,7 +169,7 @@ def _run(argv) -> int:
 def test_bad_input_is_one_line_before_anything_starts(argv, message, tmp_path, monkeypatch, capsys):
     import ray
 
-    from sddarts.platform import runs
+    from sddarts.platform.tracking import runs
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -110,7 +110,7 @@ def cluster(tmp_path_factory):
     finally:
         for p in reversed(procs):  # every process this test started
             _stop(p)
-        from sddarts.platform.cluster import forget_dead_cluster
+        from sddarts.platform.compat.ray_local import forget_dead_cluster
 
         forget_dead_cluster()  # what `ray stop` does: later local Rays must not resolve this dead head
 
@@ -119,7 +119,7 @@ def test_job_on_two_nodes_logs_to_the_tracking_server(cluster):
     tmp, uri = cluster["tmp"], cluster["mlflow"]
     job = subprocess.run(
         [str(BIN / "ray"), "job", "submit", "--address", cluster["dashboard"], "--",
-         sys.executable, "-m", "sddarts.platform.cli", "search", "--C", "4", "--layers", "3", "--epochs", "2",
+         sys.executable, "-m", "sddarts.platform.commands.cli", "search", "--C", "4", "--layers", "3", "--epochs", "2",
          "--steps-per-epoch", "3", "--num-workers", "2", "--cpus-per-worker", "1", "--name", "two-nodes",
          "--tracking-uri", uri, "--storage-path", str(tmp / "runs")],
         env=cluster["env"], capture_output=True, text=True, timeout=600)
@@ -142,7 +142,7 @@ def test_job_on_two_nodes_logs_to_the_tracking_server(cluster):
 
 
 def test_dead_tracking_server_fails_fast_before_training(tmp_path, capsys):
-    from sddarts.platform.cli import main
+    from sddarts.platform.commands.cli import main
 
     t0 = time.time()
     assert main(["search", "--tracking-uri", f"http://127.0.0.1:{_port()}", "--storage-path", str(tmp_path)]) == 2

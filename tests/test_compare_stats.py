@@ -6,10 +6,11 @@ import math
 import pandas as pd
 import pytest
 
-from sddarts.platform.compare import parse_variants
-from sddarts.platform.compare_stats import comparison_stats, parent_metrics
-from sddarts.platform.stats import holm
-from sddarts.trainables.config import ConfigError, SearchConfig
+from sddarts.platform.tuning.compare import parse_variants
+from sddarts.platform.tuning.compare_stats import comparison_stats, parent_metrics
+from sddarts.platform.tuning.seed_stats import holm
+from sddarts.search_spaces.errors import ConfigError
+from sddarts.trainables.config import SearchConfig
 
 
 def test_holm_matches_a_hand_computation():

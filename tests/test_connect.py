@@ -47,8 +47,9 @@ def test_an_explicit_address_wins(ray_tmp, monkeypatch):
 def test_a_silent_listener_is_not_taken_for_a_ray_head_and_the_wait_is_bounded():
     import time
 
-    from sddarts.platform.cluster import HANDSHAKE_S, check_address
-    from sddarts.trainables.config import ConfigError
+    from sddarts.platform.compat.ray_local import HANDSHAKE_S
+    from sddarts.platform.cluster import check_address
+    from sddarts.search_spaces.errors import ConfigError
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,6 +65,6 @@ def test_a_silent_listener_is_not_taken_for_a_ray_head_and_the_wait_is_bounded()
 
 @pytest.mark.ray
 def test_a_live_ray_gcs_passes_the_handshake(ray_session):
-    from sddarts.platform.cluster import grpc_handshake
+    from sddarts.platform.compat.ray_local import grpc_handshake
 
     assert grpc_handshake(ray_session) is None

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from cifar_files import write_cifar
-from sddarts.trainables.data import DataError, DataSource, check_available, load_dataset, search_splits, train_and_measure_splits
+from sddarts.search_spaces.errors import DataError
+from sddarts.trainables.data.datasets import DataSource, check_available, load_dataset, search_splits, train_and_measure_splits
 
 
 def test_digits_is_bundled_and_split():
@@ -89,7 +90,7 @@ def test_labels_out_of_range_are_rejected(tmp_path):
 
 def test_augment_on_device_leaves_the_loader_images_uncropped_and_the_device_crops_them(tmp_path):
     from sddarts.trainables.config import SearchConfig
-    from sddarts.trainables.runtime import device_augment, to_device
+    from sddarts.trainables.data.loaders import device_augment, to_device
 
     write_cifar(tmp_path)
     splits = search_splits(DataSource("cifar10", str(tmp_path)), 0.5, 0.2, seed=0, crop_flip=False)

@@ -13,9 +13,9 @@ import pytest
 
 from cifar_files import write_cifar
 from dataset_files import every_cell, write_cifar10_valid, write_imagenet16, write_nats_archive
-from sddarts.platform.cli import main
-from sddarts.trainables.batches import load_arrays
-from sddarts.trainables.safe_pickle import UnsafePickleError
+from sddarts.platform.commands.cli import main
+from sddarts.trainables.data.batches import load_arrays
+from sddarts.trainables.data.safe_pickle import UnsafePickleError
 
 
 class _Payload:

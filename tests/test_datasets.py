@@ -10,9 +10,10 @@ import ray
 import torch
 
 from dataset_files import every_cell, write_cifar10_valid, write_image_folder, write_imagenet16, write_nats_archive
-from sddarts.platform.cli import main
-from sddarts.trainables.data import INFO, DataError, DataSource, check_available, dataset_info, load_dataset, search_splits
-from sddarts.trainables.nb201_bench import resolve_archive
+from sddarts.platform.commands.cli import main
+from sddarts.trainables.data.datasets import INFO, DataSource, check_available, dataset_info, load_dataset, search_splits
+from sddarts.search_spaces.errors import DataError
+from sddarts.trainables.data.nb201_bench import resolve_archive
 
 CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -25,7 +26,7 @@ def test_an_image_folder_loads_with_its_classes_size_and_statistics(tmp_path):
     from PIL import Image
     from torchvision.transforms import v2
 
-    from sddarts.trainables.image_folder import square
+    from sddarts.trainables.data.image_folder import square
 
     pixels = torch.stack([v2.functional.to_dtype(square(16)(v2.functional.to_image(Image.open(p).convert("RGB"))),
                                                  torch.float64, scale=True) for p in sorted(root.glob("train/*/*.png"))])
@@ -173,7 +174,7 @@ def test_large_inputs_enter_the_evaluation_network_through_the_imagenet_stem():
 
 
 def test_the_in_process_searcher_reads_an_image_folder_once_and_records_its_statistics(tmp_path):
-    from sddarts.trainables.searcher import Searcher
+    from sddarts.trainables.sd_darts.searcher import Searcher
 
     root = write_image_folder(tmp_path / "pets")
     searcher = Searcher(dataset="imagefolder", data_dir=str(root), image_size=16, epochs=1, C=4, layers=3, batch_size=8,

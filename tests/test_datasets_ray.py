@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from conftest import parent_and_children
+from helpers import parent_and_children
 from dataset_files import every_cell, write_image_folder, write_nats_archive
-from sddarts.platform.cli import main
-from sddarts.trainables.nb201_bench import FIGURES
+from sddarts.platform.commands.cli import main
+from sddarts.trainables.data.nb201_bench import FIGURES
 
 pytestmark = pytest.mark.ray
 

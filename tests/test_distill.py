@@ -10,10 +10,10 @@ from torch import nn
 
 from sddarts.search_spaces import SPACES, get_space
 from sddarts.trainables.config import SearchConfig
-from sddarts.trainables.distill import TeacherRing, agreement, distill_loss, hard_vote, sd_loss, soft_vote
-from sddarts.trainables.search_step import SearchState, search_step
-from sddarts.trainables.sharpness import top_eigenvalue
-from sddarts.trainables.step_stats import StepStats
+from sddarts.trainables.sd_darts.distill import TeacherRing, agreement, distill_loss, hard_vote, sd_loss, soft_vote
+from sddarts.trainables.sd_darts.search_step import SearchState, search_step
+from sddarts.trainables.sd_darts.sharpness import top_eigenvalue
+from sddarts.trainables.sd_darts.step_stats import StepStats
 
 
 def test_sd_loss_matches_a_hand_computation():

@@ -10,10 +10,10 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from conftest import tiny_search, wait_for_free_cpus
-from sddarts.platform.cli import main
-from sddarts.platform.launch import RunOptions
-from sddarts.platform.search import run_search
+from helpers import tiny_search, wait_for_free_cpus
+from sddarts.platform.commands.cli import main
+from sddarts.platform.options import RunOptions
+from sddarts.platform.jobs import run_search
 
 pytestmark = pytest.mark.ray
 
@@ -78,7 +78,7 @@ def test_interrupted_evaluation_resumes_without_logging_an_epoch_twice(ray_sessi
     """A name with a quote and a space works end to end: storage folder, MLflow lookup, resume."""
     name = "eval it's"
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, "-m", "sddarts.platform.cli", "evaluate", "--genotype", "DARTS_V2", *EVAL_TINY,
+    args = [sys.executable, "-m", "sddarts.platform.commands.cli", "evaluate", "--genotype", "DARTS_V2", *EVAL_TINY,
             "--epochs", "4", "--max-failures", "0", "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")]
     log = (tmp_path / "first.log").open("w")
     first = subprocess.Popen(args + ["--name", name], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)

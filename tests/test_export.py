@@ -10,12 +10,12 @@ import torch
 from mlflow import MlflowClient
 from PIL import Image
 
-from sddarts.platform.cli import main
-from sddarts.platform.registry import INPUT, register_model
+from sddarts.platform.commands.cli import main
+from sddarts.platform.tracking.registry import INPUT, register_model
 from sddarts.search_spaces import BUILTIN_GENOTYPES
 from sddarts.trainables.config import EvalConfig
-from sddarts.trainables.data import INFO, DataSource, load_dataset
-from sddarts.trainables.eval_loop import build_network
+from sddarts.trainables.data.datasets import INFO, DataSource, load_dataset
+from sddarts.trainables.workers.eval_loop import build_network
 
 GENOTYPE = BUILTIN_GENOTYPES["DARTS_V2"]
 CFG = EvalConfig(dataset="digits", C=4, layers=3, auxiliary_weight=0.4).validate()
@@ -25,7 +25,7 @@ import sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
 sys.path[:] = [p for p in sys.path if "__editable__" not in p and "shim" not in p]
 try:
-    import sddarts.platform.registry
+    import sddarts.platform.tracking.registry
     sys.exit("sddarts is importable here")
 except ImportError:
     pass
@@ -53,8 +53,9 @@ def registered(tmp_path_factory):
     client = MlflowClient(uri)
     exp = client.create_experiment("sddarts", artifact_location=str(tmp / "artifacts"))  # not ./mlruns
     run_id = client.create_run(exp).info.run_id
-    version = register_model(uri, run_id, net, CFG, GENOTYPE, {"genotype": GENOTYPE.short()})
-    return uri, f"models:/sddarts-darts-digits/{version}", net, tmp
+    out = register_model(uri, run_id, net, CFG, GENOTYPE, {"genotype": GENOTYPE.short()})
+    assert out["model_uri"] == f"models:/sddarts-darts-digits/{out['version']}"
+    return uri, out["model_uri"], net, tmp
 
 
 def _png_images(tmp) -> torch.Tensor:
@@ -102,7 +103,8 @@ def test_the_registered_model_normalises_raw_images_as_training_did(registered):
     assert torch.allclose(pipeline, (raw_first - info.mean[0]) / info.std[0], atol=1e-6)
     client = MlflowClient(uri)
     source = client.get_model_version("sddarts-darts-digits", "1").source
-    assert source.endswith("/model")
+    logged = client.get_logged_model(source.removeprefix("models:/"))  # an MLflow 3 LoggedModel, the version's source
+    assert source.startswith("models:/m-") and logged.name == "model" and str(logged.status).endswith("READY")
 
 
 def test_every_export_gives_the_registry_scores_on_raw_png_images(registered, tmp_path):

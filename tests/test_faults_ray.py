@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from sddarts.platform.cli import main
-from sddarts.trainables.checkpoint import load_state
+from sddarts.platform.commands.cli import main
+from sddarts.trainables.workers.checkpoint import load_state
 
 pytestmark = pytest.mark.ray
 
@@ -22,7 +22,7 @@ TINY = ["--dataset", "digits", "--C", "4", "--layers", "3", "--batch-size", "32"
 
 def test_two_searches_at_once_on_one_machine_both_finish_without_a_traceback(ray_session, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # each CLI starts its own local Ray
-    cmd = [sys.executable, "-m", "sddarts.platform.cli", "search", *TINY, "--epochs", "1"]
+    cmd = [sys.executable, "-m", "sddarts.platform.commands.cli", "search", *TINY, "--epochs", "1"]
     procs = []
     for name in ("a", "b"):
         procs.append(subprocess.Popen([*cmd, "--name", name, "--tracking-uri", f"sqlite:///{tmp_path / name}.db",

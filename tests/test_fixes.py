@@ -8,20 +8,20 @@ import math
 import pytest
 import torch
 
-from sddarts.platform.cli import build_parser
+from sddarts.platform.commands.parser import build_parser
 from sddarts.search_spaces import partial_channels as pc
 from sddarts.search_spaces.aux_skip import AuxSkip, aux_skip_coefficient
 from sddarts.search_spaces.nb201 import NB201_OPS, NB201Cell
 from sddarts.search_spaces.random_arch import random_genotype
-from sddarts.search_spaces.spaces import get_space
+from sddarts.search_spaces import get_space
 from sddarts.search_spaces.supernet import Supernet
-from sddarts.trainables.beta_decay import add_beta_grads, beta_loss, beta_weight
-from sddarts.trainables.config import ConfigError
-from sddarts.trainables.search_epoch import fix_schedules
-from sddarts.trainables.perturb import adversarial_probs, clip_rows, perturb_epsilon, random_probs
-from sddarts.trainables.search_step import SearchState, search_step
-from sddarts.trainables.searcher import search_config
-from sddarts.trainables.step_stats import StepStats
+from sddarts.trainables.sd_darts.beta_decay import add_beta_grads, beta_loss, beta_weight
+from sddarts.search_spaces.errors import ConfigError
+from sddarts.trainables.sd_darts.epoch import fix_schedules
+from sddarts.trainables.sd_darts.perturb import adversarial_probs, clip_rows, perturb_epsilon, random_probs
+from sddarts.trainables.sd_darts.search_step import SearchState, search_step
+from sddarts.trainables.sd_darts.searcher import search_config
+from sddarts.trainables.sd_darts.step_stats import StepStats
 
 
 def test_beta_decay_value_gradient_and_schedule_by_hand():
@@ -169,7 +169,7 @@ def test_fix_flags_are_in_help_and_bad_values_are_one_line(capsys):
 
 
 def test_a_sweep_space_can_add_the_fixes():
-    from sddarts.platform.space import to_distributions
+    from sddarts.platform.tuning.sweep_space import to_distributions
 
     space = {"aux_skip": {"type": "float", "low": 0.0, "high": 1.0}, "perturb": {"type": "categorical",
              "choices": ["none", "random", "adversarial"]}, "partial_channels": {"type": "categorical", "choices": [1, 2, 4]},
@@ -180,7 +180,7 @@ def test_a_sweep_space_can_add_the_fixes():
 
 @pytest.mark.parametrize("space", ["darts", "s1", "s4", "nb201"])
 def test_every_fix_at_once_searches_in_every_space(space):
-    from sddarts.trainables.searcher import Searcher
+    from sddarts.trainables.sd_darts.searcher import Searcher
 
     searcher = Searcher(preset="collapse-demo", space=space, C=8, layers=3 if space != "nb201" else 1, epochs=2,
                         steps_per_epoch=2, sharpness_every=0, aux_skip=1.0, beta_decay=1.0, perturb="adversarial",

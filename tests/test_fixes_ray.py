@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from conftest import parent_and_children
-from sddarts.platform.cli import main
+from helpers import parent_and_children
+from sddarts.platform.commands.cli import main
 
 pytestmark = pytest.mark.ray
 

@@ -4,7 +4,8 @@ from collections import namedtuple
 
 import pytest
 
-from sddarts.search_spaces import BUILTIN_GENOTYPES, NB201Genotype
+from sddarts.search_spaces import BUILTIN_GENOTYPES
+from sddarts.search_spaces.nb201 import NB201Genotype
 from sddarts.search_spaces.genotype_protocol import CellGenotype
 from sddarts.search_spaces.genotypes import Genotype
 

@@ -11,9 +11,9 @@ import torch.multiprocessing as mp
 
 from sddarts.search_spaces import get_space
 from sddarts.trainables.config import SearchConfig
-from sddarts.trainables.data import DataSource, search_splits
-from sddarts.trainables.measure import supernet_accuracy
-from sddarts.trainables.runtime import MeasureBatches, make_loader
+from sddarts.trainables.data.datasets import DataSource, search_splits
+from sddarts.trainables.sd_darts.measure import supernet_accuracy
+from sddarts.trainables.data.loaders import MeasureBatches, make_loader
 
 
 def test_measure_batches_cover_every_sample_once_and_merge_a_short_last_batch():

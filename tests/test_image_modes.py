@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from dataset_files import write_image_folder
-from sddarts.trainables.data import DataSource, check_available, load_dataset
-from sddarts.trainables.image_folder import open_image
+from sddarts.trainables.data.datasets import DataSource, check_available, load_dataset
+from sddarts.trainables.data.image_folder import open_image
 
 
 def _save(path, pixels, mode, **kw):
@@ -59,7 +59,7 @@ def test_sixteen_bit_images_keep_their_values_and_an_all_grey_folder_stays_grey(
 
 
 def test_the_search_says_how_many_images_it_converted(tmp_path, capsys):
-    from sddarts.platform.launch import check_data
+    from sddarts.platform.preflight import check_data
     from sddarts.trainables.config import SearchConfig
 
     root = write_image_folder(tmp_path / "photos", per_class=8)

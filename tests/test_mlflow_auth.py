@@ -15,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from conftest import tiny_search
+from helpers import tiny_search
 
 BIN = Path(sys.executable).parent
 PASSWORD = "sddarts-test-secret-1"  # MLflow wants 12 characters or more
@@ -64,7 +64,7 @@ def no_credentials(monkeypatch):
 
 
 def test_without_credentials_nothing_is_written_and_the_cli_says_why(auth_server, no_credentials, tmp_path, capsys):
-    from sddarts.platform.cli import main
+    from sddarts.platform.commands.cli import main
 
     uri, _ = auth_server
     with pytest.raises(MlflowException):
@@ -76,8 +76,8 @@ def test_without_credentials_nothing_is_written_and_the_cli_says_why(auth_server
 
 @pytest.mark.ray
 def test_a_search_with_credentials_logs_from_its_workers(auth_server, ray_session, tmp_path, monkeypatch):
-    from sddarts.platform.launch import RunOptions
-    from sddarts.platform.search import run_search
+    from sddarts.platform.options import RunOptions
+    from sddarts.platform.jobs import run_search
 
     uri, _ = auth_server
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")

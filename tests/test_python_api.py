@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 
 import sddarts
-from conftest import ROOT, wait_for_free_cpus
+from helpers import ROOT, wait_for_free_cpus
 
 
-def _readme_block() -> str:
+def _readme_block(heading: str = "## From Python") -> str:
+    """The first python block under ``heading`` in the README."""
     text = (ROOT / "README.md").read_text()
-    section = text.split("## From Python", 1)[1]
+    section = text.split(heading, 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -36,6 +37,16 @@ def test_the_readmes_python_block_runs_as_written(ray_session, tmp_path, monkeyp
     assert client.get_run(model.run_id).data.tags["mlflow.parentRunId"] == found.run_id
     out = capsys.readouterr().out
     assert found.genotype.short() in out
+
+    import torch
+
+    models: dict = {}  # the README's three ways of using the registered model, as written
+    exec(compile(_readme_block("## Models out"), "README.md", "exec"), models)
+    images, logits, net, scores = models["images"], models["logits"], models["net"], models["scores"]
+    assert isinstance(net, torch.nn.Module) and not net.training
+    with torch.no_grad():
+        assert torch.allclose(net(images), logits, atol=1e-4)
+    assert scores.shape == (4, 10) and torch.allclose(torch.as_tensor(scores), logits, atol=1e-4)
     wait_for_free_cpus()
 
 

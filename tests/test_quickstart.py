@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for_free_cpus
+from helpers import wait_for_free_cpus
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from sddarts.platform.cli import build_parser
+from sddarts.platform.commands.cli import COMMANDS
+from sddarts.platform.commands.parser import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def test_it_is_a_rayjob_that_shuts_down_and_parses_with_the_cli():
     assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
     assert job["spec"]["shutdownAfterJobFinishes"] is True
     args = build_parser().parse_args(_entrypoint(job))
-    assert args.command == "sweep" and args.func.__name__ == "cmd_sweep"
+    assert args.command == "sweep" and COMMANDS[args.command].__name__ == "cmd_sweep"
     assert pvc["kind"] == "PersistentVolumeClaim" and "ReadWriteMany" in pvc["spec"]["accessModes"]
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sddarts.platform.cli import main
+from sddarts.platform.commands.cli import main
 
 
 @pytest.mark.parametrize("argv,needle", [

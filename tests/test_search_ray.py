@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,10 +15,11 @@ import torch
 from matplotlib import image
 from mlflow import MlflowClient
 
-from conftest import tiny_search, wait_for_free_cpus
-from sddarts.platform.launch import RunOptions
-from sddarts.platform.search import run_search
-from sddarts.search_spaces import Genotype, genotype_from_json
+from helpers import tiny_search, wait_for_free_cpus
+from sddarts.platform.options import RunOptions
+from sddarts.platform.jobs import run_search
+from sddarts.search_spaces.genotypes import Genotype
+from sddarts.search_spaces import genotype_from_json
 
 pytestmark = pytest.mark.ray
 
@@ -26,9 +28,13 @@ def _opts(tmp_path, uri, name):
     return RunOptions(name=name, tracking_uri=uri, storage_path=str(tmp_path / "runs"))
 
 
-def test_two_worker_search_keeps_ranks_identical_and_logs_one_run(ray_session, tmp_path, sqlite_uri):
+def test_two_worker_search_keeps_ranks_identical_and_logs_one_run(ray_session, tmp_path, sqlite_uri, capsys):
     cfg = tiny_search(num_workers=2, epochs=2, sharpness_every=1, sharpness_iters=3, sharpness_batches=1, plot_every=1)
     out = run_search(cfg, _opts(tmp_path, sqlite_uri, "ddp"))
+    captured = capsys.readouterr()
+    console = captured.out + captured.err
+    assert "[ddp] epoch 2/2 " in console and " step " not in console  # short epochs: no progress lines
+    assert "FutureWarning" not in console  # DDP's deprecated broadcast_buffers is not passed
     assert out.metrics["epoch"] == 2
     assert out.metrics["replica_drift"] == 0.0  # every rank holds the same w, alpha and BatchNorm statistics
     assert out.metrics["teacher_drift"] == 0.0  # and the same teachers (parameters and buffers)
@@ -107,7 +113,7 @@ class _Payload:
 def test_interrupted_search_resumes_past_a_truncated_and_a_malicious_checkpoint_in_the_same_run(ray_session, tmp_path,
                                                                                                sqlite_uri):
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, "-m", "sddarts.platform.cli", "search", "--dataset", "digits", "--C", "4", "--layers", "3",
+    args = [sys.executable, "-m", "sddarts.platform.commands.cli", "search", "--dataset", "digits", "--C", "4", "--layers", "3",
             "--epochs", "6", "--steps-per-epoch", "6", "--num-workers", "1", "--cpus-per-worker", "0.5",
             "--teacher-interval", "2", "--vote-count", "2", "--tracking-uri", sqlite_uri,
             "--storage-path", str(tmp_path / "runs"), "--max-failures", "0"]
@@ -157,7 +163,7 @@ def _train_workers() -> list:
 def test_a_killed_worker_recovers_exactly(ray_session, tmp_path, sqlite_uri, capsys):
     """A Train worker SIGKILLed mid-search: the search recovers from its latest checkpoint and ends
     with the alpha and genotype of an uninterrupted run with the same seed, each epoch logged once."""
-    from sddarts.platform.cli import main
+    from sddarts.platform.commands.cli import main
 
     flags = ["--dataset", "digits", "--C", "4", "--layers", "3", "--epochs", "4", "--steps-per-epoch", "4",
              "--batch-size", "32", "--num-workers", "2", "--cpus-per-worker", "0.5", "--teacher-interval", "2",
@@ -167,7 +173,7 @@ def test_a_killed_worker_recovers_exactly(ray_session, tmp_path, sqlite_uri, cap
     wait_for_free_cpus()
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1"}
     log = (tmp_path / "killed.log").open("w")
-    job = subprocess.Popen([sys.executable, "-m", "sddarts.platform.cli", "search", *flags, "--name", "killed"],
+    job = subprocess.Popen([sys.executable, "-m", "sddarts.platform.commands.cli", "search", *flags, "--name", "killed"],
                            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     snapshot = tmp_path / "runs" / "killed" / "checkpoint_manager_snapshot.json"
     deadline = time.time() + 240
@@ -196,7 +202,7 @@ def test_a_worker_side_data_error_fails_on_its_first_attempt(ray_session, tmp_pa
     attempts = tmp_path / "attempts.log"
     monkeypatch.setenv("SDDARTS_ATTEMPT_LOG", str(attempts))  # run_search hands it to its workers
     cfg = tiny_search(dataset="cifar10", data_dir=str(tmp_path / "no-cifar-here"), epochs=1, max_failures=2)
-    from sddarts.trainables.data import DataError
+    from sddarts.search_spaces.errors import DataError
 
     with pytest.raises(DataError, match="has no cifar10 batches"):
         run_search(cfg, _opts(tmp_path, sqlite_uri, "fatal"))
@@ -204,3 +210,19 @@ def test_a_worker_side_data_error_fails_on_its_first_attempt(ray_session, tmp_pa
     client = MlflowClient(sqlite_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("sddarts").experiment_id])
     assert run.info.status == "FAILED" and "has no cifar10 batches" in run.data.tags["error"]
+
+
+def test_a_long_epoch_shows_its_progress_and_the_run_its_system_metrics(ray_session, tmp_path, sqlite_uri, capsys):
+    opts = RunOptions(name="watched", tracking_uri=sqlite_uri, storage_path=str(tmp_path / "runs"),
+                      progress_interval=0.001, system_metrics_interval=0.5)  # every step "takes longer" than that
+    out = run_search(tiny_search(num_workers=1, epochs=2), opts)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "[watched] epoch" in line and " step " in line]
+    assert len(lines) == 4, lines  # steps 1 and 2 of 3 in each of the 2 epochs (the epoch's own line ends it)
+    for line in lines:
+        found = re.search(r"epoch (\d)/2  step (\d)/3 \(\d+%\)  (\d+) img/s  epoch ETA (\d+s)  run ETA (\d+s|\d+m\d\ds)",
+                          line)
+        assert found, line
+    run = MlflowClient(sqlite_uri).get_run(out.run_id)
+    assert run.data.tags["sddarts.progress"] == "epoch 2/2 done"
+    system = {k for k in run.data.metrics if k.startswith("system/")}
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= system, system

@@ -4,11 +4,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sddarts.search_spaces import BUILTIN_GENOTYPES, DiscreteNetwork, Genotype, PRIMITIVES, Supernet, derive_genotype
+from sddarts.search_spaces import BUILTIN_GENOTYPES
+from sddarts.search_spaces.network import DiscreteNetwork
+from sddarts.search_spaces.genotypes import Genotype, derive_genotype
+from sddarts.search_spaces.operations import PRIMITIVES
+from sddarts.search_spaces.supernet import Supernet
 from sddarts.search_spaces.darts_space import DARTS
-from sddarts.search_spaces.genotypes import GenotypeError, genotype_weights
+from sddarts.search_spaces.errors import GenotypeError
+from sddarts.search_spaces.genotypes import genotype_weights
 from sddarts.search_spaces.robust_darts import S1, S3
-from sddarts.search_spaces.spaces import genotype_from_json, load_genotype
+from sddarts.search_spaces import genotype_from_json, load_genotype
 from sddarts.search_spaces.mixed import CONV_OPS, SEP_OPS
 from sddarts.search_spaces.network import count_flops, count_parameters
 from sddarts.search_spaces.operations import make_op
@@ -204,7 +209,7 @@ def test_the_reference_mixed_op_path_computes_what_the_batched_one_does(space):
 
 def test_a_search_runs_on_the_reference_mixed_op_path():
     from sddarts.search_spaces.mixed_op import ReferenceStateEdges
-    from sddarts.trainables.searcher import Searcher
+    from sddarts.trainables.sd_darts.searcher import Searcher
 
     searcher = Searcher(preset="digits-demo", epochs=1, steps_per_epoch=2, C=4, layers=3, mixed_op="reference", say=lambda _: None)
     (metrics,) = searcher.run()

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from sddarts.trainables.config import ConfigError
+from sddarts.search_spaces.errors import ConfigError
 
 SCRIPT = """
 import json, sys
-from sddarts.trainables.searcher import Searcher
+from sddarts.trainables.sd_darts.searcher import Searcher
 searcher = Searcher(preset="digits-demo", epochs=2, steps_per_epoch=3, C=4, layers=3, sharpness_every=2, say=print)
 rows = [{k: m[k] for k in ("epoch", "train_ce", "val_acc", "derived_val_acc", "genotype")} | {"eig": m.get("hessian_eig")}
         for m in searcher]
@@ -35,7 +35,7 @@ def test_searcher_runs_the_search_epoch_without_ray_or_mlflow(tmp_path):
 
 
 def test_searcher_yields_the_same_epochs_for_the_same_seed():
-    from sddarts.trainables.searcher import Searcher
+    from sddarts.trainables.sd_darts.searcher import Searcher
 
     runs = [[m["train_ce"] for m in Searcher(epochs=2, steps_per_epoch=2, C=4, layers=3, seed=3, dataset="digits",
                                               sharpness_every=0)] for _ in range(2)]
@@ -48,7 +48,7 @@ def test_searcher_yields_the_same_epochs_for_the_same_seed():
     (dict(epochs=0), "epochs"),
 ])
 def test_searcher_refuses_bad_config_in_one_line(kwargs, needle):
-    from sddarts.trainables.searcher import Searcher
+    from sddarts.trainables.sd_darts.searcher import Searcher
 
     with pytest.raises(ConfigError) as info:
         Searcher(**kwargs)

@@ -8,13 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from sddarts.search_spaces import SPACES, GenotypeError, NB201Genotype, genotype_from_json, get_space, load_genotype
+from sddarts.search_spaces import SPACES, genotype_from_json, get_space, load_genotype
+from sddarts.search_spaces.nb201 import NB201Genotype
+from sddarts.search_spaces.errors import GenotypeError
 from sddarts.search_spaces.darts_space import STEPS, edge_index
 from sddarts.search_spaces.operations import FactorizedReduce, make_op
 from sddarts.search_spaces.robust_darts import S1, S2, S3, S4
-from sddarts.search_spaces.spaces import check_fits
-from sddarts.trainables.early_stop import local_averages, sharpness_stop
-from sddarts.trainables.measure import collapse_stats
+from sddarts.search_spaces import check_fits
+from sddarts.trainables.sd_darts.early_stop import local_averages, sharpness_stop
+from sddarts.trainables.sd_darts.measure import collapse_stats
 
 DARTS_FAMILY = ["darts", "s1", "s2", "s3", "s4"]
 
@@ -205,7 +207,7 @@ def test_darts_es_stops_on_a_rising_eigenvalue_and_returns_the_look_back_epoch()
 
 @pytest.mark.parametrize("name", list(SPACES))
 def test_describe_sizes_a_genotype_of_every_space(name):
-    from sddarts.platform.registry import check_network, describe
+    from sddarts.platform.tracking.registry import check_network, describe
     from sddarts.trainables.config import EVAL_PRESETS, EvalConfig
 
     torch.manual_seed(0)

@@ -10,10 +10,10 @@ import torch
 from matplotlib import image
 from mlflow import MlflowClient
 
-from conftest import tiny_search
-from sddarts.platform.cli import main
-from sddarts.platform.launch import RunOptions
-from sddarts.platform.search import run_search
+from helpers import tiny_search
+from sddarts.platform.commands.cli import main
+from sddarts.platform.options import RunOptions
+from sddarts.platform.jobs import run_search
 from sddarts.search_spaces import genotype_from_json
 
 pytestmark = pytest.mark.ray

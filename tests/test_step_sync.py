@@ -9,8 +9,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from sddarts.search_spaces import get_space
 from sddarts.trainables.config import SearchConfig
-from sddarts.trainables.search_step import SearchState, search_step
-from sddarts.trainables.step_stats import StepStats
+from sddarts.trainables.sd_darts.search_step import SearchState, search_step
+from sddarts.trainables.sd_darts.step_stats import StepStats
 
 READS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default,
          torch.ops.aten.equal.default}

@@ -3,17 +3,21 @@ random start is sized to the budget, and ASHA prunes on a figure that separates 
 
 import pytest
 
-from sddarts.platform.cli import build_parser
-from sddarts.platform.flags import config_from_args
-from sddarts.platform.space import DEFAULT_SPACE, space_of, to_distributions
-from sddarts.platform.sweep import sweep_options, tpe_startup_trials
+from sddarts.platform.commands.flags import given
+from sddarts.platform.commands.parser import build_parser
+from sddarts.platform.options import TRIAL_DEFAULTS, SweepOptions
+from sddarts.platform.preflight import config_from
+from sddarts.platform.tuning.sweep import sweep_plan, tpe_startup_trials
+from sddarts.platform.tuning.sweep_space import DEFAULT_SPACE, space_of, to_distributions
 from sddarts.trainables.config import SEARCH_PRESETS, SearchConfig
 
 
 def _options(*argv):
+    """The plan of a sweep given ``argv``, parsed as the CLI parses it."""
     args = build_parser().parse_args(["sweep", *argv])
-    base = config_from_args(SearchConfig, SEARCH_PRESETS, args)
-    return sweep_options(args, base, space_of(to_distributions(DEFAULT_SPACE, base)))
+    base = config_from(SearchConfig, SEARCH_PRESETS, args.preset, given(SearchConfig, args), TRIAL_DEFAULTS)
+    options = SweepOptions(**given(SweepOptions, args))
+    return sweep_plan(options, base, space_of(to_distributions(DEFAULT_SPACE, base)), args.preset)
 
 
 def test_default_space_holds_distill_on_and_voting():

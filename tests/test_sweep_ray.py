@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,8 +13,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from conftest import parent_and_children, wait_for_free_cpus
-from sddarts.platform.cli import main
+from helpers import parent_and_children, wait_for_free_cpus
+from sddarts.platform.commands.cli import main
 
 pytestmark = pytest.mark.ray
 
@@ -81,12 +82,20 @@ def test_asha_sweep_keeps_every_trials_records_and_ranks_only_completed_trials(r
     assert sum(",stopped," in row for row in table[1:]) == statuses.count("KILLED")
 
 
-def test_proxy_retrain_ranks_trials_by_heldout_accuracy(ray_session, tmp_path, sqlite_uri, capsys):
+def test_proxy_retrain_ranks_trials_and_the_evaluated_best_is_the_champion(ray_session, tmp_path, sqlite_uri, capsys):
     rc = main(["sweep", *TINY, "--trials", "3", "--seed", "1", "--no-asha", "--proxy-epochs", "1", "--proxy-C", "4",
-               "--name", "px", "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
+               "--evaluate-best", "--name", "px", "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
     out = capsys.readouterr().out
     assert rc == 0, out[-3000:]
     assert "ranked by proxy_acc" in out
+    assert re.search(r"\[px\] 1 of 3 trials done \(33%\) in \S+, ETA \S+:", out)
+    assert "[px] 3 of 3 trials done (100%) in " in out
+    assert "champion: models:/sddarts-darts-digits@champion" in out
+    champion = MlflowClient(sqlite_uri).get_model_version_by_alias("sddarts-darts-digits", "champion")
+    exported = tmp_path / "champion.pt"
+    assert main(["export", "models:/sddarts-darts-digits@champion", "--format", "state-dict", "--out", str(exported),
+                 "--tracking-uri", sqlite_uri]) == 0
+    assert exported.is_file() and champion.tags["search_run_id"]
     client = MlflowClient(sqlite_uri)
     parent, children = parent_and_children(sqlite_uri, "sweep")
     searches = [c for c in children if c.data.tags["kind"] == "search"]
@@ -129,7 +138,7 @@ def test_interrupted_asha_sweep_resumes_comparing_trials_at_the_same_epoch(ray_s
                                                                           monkeypatch, capsys):
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1",
            "SDDARTS_HEARTBEAT_S": "1"}
-    args = [sys.executable, "-m", "sddarts.platform.cli", "sweep", *TINY, "--epochs", "3", "--trials", "3",
+    args = [sys.executable, "-m", "sddarts.platform.commands.cli", "sweep", *TINY, "--epochs", "3", "--trials", "3",
             "--max-concurrent", "1", "--proxy-epochs", "0", "--space-file", _space(tmp_path), "--tracking-uri", sqlite_uri,
             "--storage-path", str(tmp_path / "runs")]
     log = (tmp_path / "first.log").open("w")
@@ -187,11 +196,11 @@ def _wait_for(predicate, timeout: float, what: str, log: Path):
 
 def test_a_failed_copy_of_tunes_state_is_one_line_and_the_interrupted_sweep_still_resumes(ray_session, tmp_path,
                                                                                          sqlite_uri):
-    from sddarts.platform.state_saves import state_files
+    from sddarts.platform.compat.tune_state_saves import state_files
 
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1"}
     runs = tmp_path / "runs"
-    args = [sys.executable, "-m", "sddarts.platform.cli", "sweep", *TINY, "--trials", "2", "--max-concurrent", "1",
+    args = [sys.executable, "-m", "sddarts.platform.commands.cli", "sweep", *TINY, "--trials", "2", "--max-concurrent", "1",
             "--no-asha", "--proxy-epochs", "0", "--space-file", _space(tmp_path), "--tracking-uri", sqlite_uri,
             "--storage-path", str(runs)]
     log_path = tmp_path / "first.log"

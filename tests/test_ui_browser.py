@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, tiny_search
-from sddarts.platform.launch import RunOptions
-from sddarts.platform.search import run_search
+from helpers import ROOT, tiny_search
+from sddarts.platform.options import RunOptions
+from sddarts.platform.jobs import run_search
 
 pytestmark = pytest.mark.ray
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -28,7 +28,7 @@ def test_ui_lists_the_run_and_its_cell_picture(ray_session, tmp_path, sqlite_uri
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ui = subprocess.Popen([sys.executable, "-m", "sddarts.platform.cli", "ui", "--port", str(port),
+    ui = subprocess.Popen([sys.executable, "-m", "sddarts.platform.commands.cli", "ui", "--port", str(port),
                            "--tracking-uri", sqlite_uri], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, start_new_session=True)
     try:

@@ -9,8 +9,8 @@ from matplotlib import image
 from mlflow import MlflowClient
 from scipy.stats import ttest_rel
 
-from conftest import parent_and_children
-from sddarts.platform.cli import main
+from helpers import parent_and_children
+from sddarts.platform.commands.cli import main
 
 pytestmark = pytest.mark.ray
 

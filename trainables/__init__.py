@@ -1,1 +1,3 @@
-"""Ray Train loops: the SD-DARTS search and the from-scratch evaluation of a genotype."""
+"""The trainables: the SD-DARTS algorithm in torch alone (``sd_darts``), the datasets
+(``data``), and the Ray Train workers that run the algorithm (``workers``); ``config`` is what
+all three read."""

@@ -12,22 +12,26 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from sddarts.search_spaces.spaces import SPACES as _SPACES
-from sddarts.trainables.data import DATASETS
-from sddarts.trainables.distill import TEACHER_BN
+from sddarts.search_spaces.errors import ConfigError
+from sddarts.search_spaces import SPACES as _SPACES
+from sddarts.trainables.data.datasets import DATASETS
+from sddarts.trainables.sd_darts.distill import TEACHER_BN
 from sddarts.trainables.presets import EVAL_PRESETS, SEARCH_PRESETS  # noqa: F401 - the configs' presets
 
 SPACES = tuple(_SPACES)
 
 
-class ConfigError(ValueError):
-    """A config value out of its allowed range. The message names the field and the range."""
 
 
 def param(default: Any, help: str, *, ge: float | None = None, gt: float | None = None,
-          le: float | None = None, lt: float | None = None, choices: Sequence[Any] | None = None) -> Any:
-    """A config field with its help text and allowed range."""
-    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": tuple(choices) if choices else None}
+          le: float | None = None, lt: float | None = None, choices: Sequence[Any] | None = None,
+          flag: bool = True) -> Any:
+    """A config (or option) field with its help text and allowed range; ``flag=False``: the CLI
+    gives it a flag of its own rather than the generated one."""
+    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": tuple(choices) if choices else None,
+            "flag": flag}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -43,13 +47,42 @@ _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
 
 def field_type(f: dataclasses.Field) -> type:
-    """A config field's Python type (annotations are strings under ``from __future__ import annotations``)."""
-    return _TYPES[f.type] if isinstance(f.type, str) else f.type
+    """A config field's Python type (annotations are strings under ``from __future__ import annotations``;
+    ``int | None`` is ``int``)."""
+    return _TYPES[f.type.removesuffix(" | None")] if isinstance(f.type, str) else f.type
 
 
 def allowed_range(cls: type, name: str) -> str:
     """The allowed range of field ``name`` in words, e.g. ``'>= 0'``."""
     return _range_text({f.name: f for f in dataclasses.fields(cls)}[name].metadata)
+
+
+def check_fields(obj: Any) -> None:
+    """Checks every field of dataclass ``obj`` against its type and its ``param`` range; raises
+    ConfigError naming the first bad field (None passes where the field's type allows it)."""
+    for f in dataclasses.fields(obj):
+        value, meta = getattr(obj, f.name), f.metadata
+        if value is None and isinstance(f.type, str) and f.type.endswith("| None"):
+            continue
+        if not meta.get("flag", True):  # checked by its own code (a dict of variants, say)
+            continue
+        expected = field_type(f)
+        ok_type = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            ok_type = True
+        if not ok_type:
+            raise ConfigError(f"{f.name} must be a {expected.__name__} (got {value!r})")
+        if expected is float and not math.isfinite(value):
+            raise ConfigError(f"{f.name} must be a finite number, {_range_text(meta)} (got {value!r})")
+        bad = (
+            (meta["choices"] and value not in meta["choices"])
+            or (meta["ge"] is not None and value < meta["ge"])
+            or (meta["gt"] is not None and value <= meta["gt"])
+            or (meta["le"] is not None and value > meta["le"])
+            or (meta["lt"] is not None and value >= meta["lt"])
+        )
+        if bad:
+            raise ConfigError(f"{f.name} must be {_range_text(meta)} (got {value!r})")
 
 
 @dataclass
@@ -91,25 +124,7 @@ class CommonConfig:
 
     def validate(self) -> "CommonConfig":
         """Checks every field against its range; raises ConfigError naming the first bad field."""
-        for f in dataclasses.fields(self):
-            value, meta = getattr(self, f.name), f.metadata
-            expected = field_type(f)
-            ok_type = isinstance(value, expected) and not (expected is not bool and isinstance(value, bool))
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                ok_type = True
-            if not ok_type:
-                raise ConfigError(f"{f.name} must be a {expected.__name__} (got {value!r})")
-            if expected is float and not math.isfinite(value):
-                raise ConfigError(f"{f.name} must be a finite number, {_range_text(meta)} (got {value!r})")
-            bad = (
-                (meta["choices"] and value not in meta["choices"])
-                or (meta["ge"] is not None and value < meta["ge"])
-                or (meta["gt"] is not None and value <= meta["gt"])
-                or (meta["le"] is not None and value > meta["le"])
-                or (meta["lt"] is not None and value >= meta["lt"])
-            )
-            if bad:
-                raise ConfigError(f"{f.name} must be {_range_text(meta)} (got {value!r})")
+        check_fields(self)
         if self.dataset != "digits" and not self.data_dir:
             raise ConfigError(f"data_dir must be set for dataset {self.dataset!r} (the folder holding its files; for "
                               "cifar10 and cifar100 add --download to fetch them)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+DEFAULT_PRESET = "digits-demo"  # what every command and the Python API start from
+
 SEARCH_PRESETS: dict[str, dict[str, Any]] = {
     "digits-demo": dict(dataset="digits", C=8, layers=5, epochs=6, batch_size=32, arch_lr=3e-2,
                         teacher_interval=5, vote_count=2, sharpness_every=2, sharpness_batches=1,
@@ -36,3 +38,10 @@ EVAL_PRESETS: dict[str, dict[str, Any]] = {
                           num_workers=1, lr=0.1, weight_decay=5e-4, lr_min=0.0, cutout=0, drop_path=0.0,
                           auxiliary_weight=0.0),
 }
+
+
+def eval_preset(space: str, dataset: str = "cifar10") -> str:
+    """The evaluation preset for a genotype of ``space`` trained on ``dataset``."""
+    if dataset == "digits":
+        return "digits-demo"
+    return "cifar10-nb201" if space == "nb201" else "cifar10-darts"

@@ -1,0 +1,60 @@
+"""What the tests share: the session's one real Ray, a search small enough for a test, and ways
+to read runs back. Imported as ``helpers`` (pytest puts ``tests/`` on the path); ``conftest.py``
+holds only fixtures and the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ensure_ray() -> str:
+    """The one real 2-CPU Ray of the session (dashboard on: Train V2 needs its State API), started
+    again if a test shut it down (the multi-node test does, to keep one Ray per host). Returns its
+    GCS address, which subprocesses join through RAY_ADDRESS."""
+    import ray
+
+    from sddarts.platform.compat.ray_local import forget_dead_cluster, local_ray_options
+
+    if not ray.is_initialized():
+        forget_dead_cluster()  # a stale `ray start` record would misdirect Train's placement-group cleaner
+        ray.init(address="local", num_cpus=2, num_gpus=0, object_store_memory=256 * 1024**2, configure_logging=False,
+                 **local_ray_options())
+    return ray.get_runtime_context().gcs_address
+
+
+def tiny_search(**overrides):
+    """A search small enough for a test: digits, C=4, 3 cells, 3 steps per epoch."""
+    from sddarts.trainables.config import SearchConfig
+
+    values = dict(dataset="digits", C=4, layers=3, epochs=2, batch_size=32, steps_per_epoch=3, num_workers=1,
+                  cpus_per_worker=0.5, vote_count=2, teacher_interval=1, arch_lr=0.01, max_failures=0)
+    values.update(overrides)
+    return SearchConfig(**values).validate()
+
+
+def parent_and_children(tracking_uri: str, kind: str):
+    """The one parent run tagged ``kind`` in the ``sddarts`` experiment, and its nested runs."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("sddarts").experiment_id
+    (parent,) = client.search_runs([exp], filter_string=f"tags.kind = '{kind}'")
+    children = client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    return parent, children
+
+
+def wait_for_free_cpus(total: float = 2.0, timeout: float = 180.0) -> None:
+    """Waits until the session Ray has all its CPUs back. A killed driver's Train workers are
+    freed asynchronously (Ray Train's placement-group cleaner polls the State API)."""
+    import time
+
+    import ray
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ray.available_resources().get("CPU", 0) >= total - 1e-6:
+            return
+        time.sleep(1)
+    raise AssertionError(f"Ray still holds CPUs after {timeout:.0f}s: {ray.available_resources()}")
