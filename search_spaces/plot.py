@@ -6,17 +6,14 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from sddarts.search_spaces.darts_space import NUM_EDGES, STEPS, edge_index  # noqa: E402
-from sddarts.search_spaces.nb201 import EDGES as NB201_EDGES  # noqa: E402
-from sddarts.search_spaces.operations import SHORT_NAMES  # noqa: E402
+from sddarts.search_spaces.darts_space import NUM_EDGES, STEPS, edge_index
+from sddarts.search_spaces.nb201 import EDGES as NB201_EDGES
+from sddarts.search_spaces.operations import SHORT_NAMES
 
 OP_COLORS = {"max_pool_3x3": "#8da0cb", "avg_pool_3x3": "#a6d854", "skip_connect": "#b3b3b3",
              "sep_conv_3x3": "#fc8d62", "sep_conv_5x5": "#e78ac3", "dil_conv_3x3": "#66c2a5", "dil_conv_5x5": "#ffd92f",

@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-from sddarts.platform.tuning.trial_table import ran_to_end  # noqa: E402
-from sddarts.trainables.workers.fatal import KEY as FATAL_KEY  # noqa: E402
+import matplotlib.pyplot as plt
+import optuna
+from sddarts.platform.tuning.trial_table import ran_to_end
+from sddarts.trainables.workers.fatal import KEY as FATAL_KEY
 
 TABLE_COLUMNS = ["epoch", "objective", "proxy_acc", "derived_val_acc", "val_acc", "discretization_gap", "hessian_eig",
                  "sd_loss", "teachers", "mlflow_run_id", "proxy_run_id", "genotype", "genotype_json"]
