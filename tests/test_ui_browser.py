@@ -24,7 +24,7 @@ playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make browser)")
 def test_ui_lists_the_run_and_its_cell_picture(ray_session, tmp_path, sqlite_uri):
     out = run_search(tiny_search(epochs=1), RunOptions(name="browsed", tracking_uri=sqlite_uri,
-                                                       storage_path=str(tmp_path / "runs")))
+                                                       storage_path=str(tmp_path / "runs"), system_metrics_interval=0.5))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -65,6 +65,12 @@ def test_ui_lists_the_run_and_its_cell_picture(ray_session, tmp_path, sqlite_uri
             page.screenshot(path=str(shots / "ui_run_artifacts.png"))
             picture.screenshot(path=str(shots / "ui_cell_normal.png"))  # the picture a reader checks
             box = picture.bounding_box()
+            page.goto(f"http://127.0.0.1:{port}/#/experiments/{out.experiment_id}/runs/{out.run_id}/system-metrics"
+                      "?workflowType=machine_learning")
+            page.get_by_text("cpu_utilization_percentage").first.wait_for(timeout=60_000)  # MLflow's system metrics
+            page.locator(".js-plotly-plot, canvas, svg.main-svg").first.wait_for(timeout=60_000)  # a drawn chart
+            page.wait_for_timeout(3000)
+            page.screenshot(path=str(shots / "ui_system_metrics.png"))
             browser.close()
         assert box["width"] > 300 and box["height"] > 100
         assert (shots / "ui_cell_normal.png").stat().st_size > 5_000
