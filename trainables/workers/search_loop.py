@@ -52,7 +52,7 @@ def build_state(cfg: SearchConfig, worker: Worker) -> SearchState:
     model = net
     if worker.world > 1:
         model = ray.train.torch.prepare_model(WeightsOnly(net), move_to_device=False,
-                                              parallel_strategy_kwargs={"broadcast_buffers": False})
+                                              parallel_strategy_kwargs={"forward_sync_buffers": False})
     return SearchState.create(cfg, net, model)
 
 
