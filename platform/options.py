@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from sddarts.trainables.config import check_fields, param
 
@@ -99,9 +98,3 @@ class PowerOptions(ProxyOptions):
 
     genotypes: int = param(20, "random genotypes retrained at seed 0", ge=2)
     retrain_seeds: int = param(5, "seeds the first genotype is retrained at", ge=2)
-
-
-def given(cls: type, values: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``values`` that are fields of dataclass ``cls``."""
-    names = cls.__dataclass_fields__
-    return {k: v for k, v in values.items() if k in names}
