@@ -7,7 +7,8 @@ import torch
 
 from cifar_files import write_cifar
 from sddarts.search_spaces.errors import DataError
-from sddarts.trainables.data.datasets import DataSource, check_available, load_dataset, search_splits, train_and_measure_splits
+from sddarts.trainables.data.datasets import (DataSource, check_available, digits_arrays, load_dataset, search_splits,
+                                              train_and_measure_splits)
 
 
 def test_digits_is_bundled_and_split():
@@ -15,6 +16,14 @@ def test_digits_is_bundled_and_split():
     assert len(train) + len(test) == 1797 and len(test) == 360
     x, y = train[0]
     assert x.shape == (1, 8, 8) and 0 <= int(y) < 10
+
+
+def test_digits_are_read_from_sklearns_file_as_load_digits_reads_them():
+    from sklearn.datasets import load_digits
+
+    images, target = digits_arrays()
+    bunch = load_digits()
+    assert (images == bunch.images).all() and (target == bunch.target).all() and images.shape == (1797, 8, 8)
 
 
 @pytest.mark.parametrize("name,classes,n_train", [("cifar10", 10, 60), ("cifar100", 100, 12)])

@@ -154,3 +154,13 @@ def test_the_workers_setup_hook_imports_no_torch():
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_a_search_worker_imports_neither_torchvision_nor_sklearn():
+    """Every Train worker and sweep trial is a fresh process: torchvision's import (it loads
+    torch._dynamo) and sklearn.datasets' each cost it over a second, for digits, which needs neither."""
+    code = ("import sys; from sddarts.trainables.workers.search_loop import train_loop_per_worker; "
+            "from sddarts.trainables.data.datasets import DataSource, load_dataset; load_dataset(DataSource('digits')); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torchvision', 'sklearn'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -13,6 +13,8 @@ where                                  targets      what it works around
                                                     makes Train's placement-group cleaner wait on a dead GCS
 ``ray_local.local_ray_options``        Ray 2.60     two local Rays on one machine: Train V2's cleaner asks the
                                                     State API for "the" cluster (RAY_API_SERVER_ADDRESS)
+``ray_local.LOCAL_TRAIN_ENV``          Ray 2.60     a local Ray's Train runs: the controller's 2 s poll of its
+                                                    workers, and a PreemptionWatcher actor per run (spot nodes)
 ``tune_state_saves``                   Ray 2.60     a failed copy of Tune's experiment state (a 20-line
                                                     traceback) and the last state missing on storage
 ``workers.ray_compat.worker_setup``    Ray 2.60     the autoscaling coordinator's "safe to ignore" traceback

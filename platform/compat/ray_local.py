@@ -5,6 +5,7 @@ and the ``ray.init`` options of a local Ray of this process's own."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 
@@ -73,6 +74,12 @@ def forget_dead_cluster() -> str | None:
 WORKER_SETUP = "sddarts.trainables.workers.ray_compat.worker_setup"  # one line for Ray's transient warnings
 
 
+# Ray 2.60's Train V2 on one machine: its controller polls the workers every 2 s (each run ends up
+# to 2 s after its last epoch; polling a local actor is cheap), and starts a PreemptionWatcher actor
+# per run (one more process, and an error-level line about its restarts) for cloud spot nodes.
+LOCAL_TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
 def local_ray_options(env: dict[str, str] | None = None) -> dict:
     """``ray.init`` options for a local Ray of this process's own: ``env`` for its workers, one line
     for Ray's transient warnings (``trainables/ray_compat.py``), and its own dashboard port, which
@@ -80,7 +87,8 @@ def local_ray_options(env: dict[str, str] | None = None) -> dict:
     cluster (``get_actor(address=None)``), which fails with a traceback once two local Rays run on
     one machine (two sddarts commands at once)."""
     port = free_port()
-    env = {**(env or {}), "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
+    env = {**LOCAL_TRAIN_ENV, **(env or {}), "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
+    env = {k: os.environ.get(k, v) for k, v in env.items()}  # what the user set wins
     return {"dashboard_port": port, "runtime_env": {"env_vars": env, "worker_process_setup_hook": WORKER_SETUP}}
 
 

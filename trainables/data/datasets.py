@@ -89,16 +89,27 @@ def _folder_info(source: DataSource, folder: image_folder.Folder) -> DatasetInfo
     return DatasetInfo(len(mean), len(folder.classes), source.size, mean, std)
 
 
-def _digits(train: bool) -> Dataset:
-    from sklearn.datasets import load_digits
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits as ``load_digits`` reads them (1797 images of 8 x 8 in 0..16,
+    and their labels), from the CSV file inside its package: importing ``sklearn.datasets`` takes
+    over a second, paid by every Train worker otherwise."""
+    from importlib.util import find_spec
 
-    bunch = load_digits()
-    order = np.random.default_rng(0).permutation(len(bunch.target))  # fixed 80/20 train/test split
+    spec = find_spec("sklearn")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("dataset: digits needs scikit-learn installed (pip install scikit-learn)")
+    data = np.loadtxt(Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz", delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
+
+
+def _digits(train: bool) -> Dataset:
+    images, target = digits_arrays()
+    order = np.random.default_rng(0).permutation(len(target))  # fixed 80/20 train/test split
     cut = int(0.8 * len(order))
     idx = order[:cut] if train else order[cut:]
-    x = torch.tensor(bunch.images[idx], dtype=torch.float32).unsqueeze(1) / 16.0
+    x = torch.tensor(images[idx], dtype=torch.float32).unsqueeze(1) / 16.0
     x = (x - INFO["digits"].mean[0]) / INFO["digits"].std[0]
-    return TensorDataset(x, torch.tensor(bunch.target[idx], dtype=torch.long))
+    return TensorDataset(x, torch.tensor(target[idx], dtype=torch.long))
 
 
 def load_dataset(source: DataSource, train: bool = True, augment: bool = True, cutout: int = 0,

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
+
+if TYPE_CHECKING:  # torchvision's import takes a second (it loads torch._dynamo): only where used
+    from torchvision.transforms import v2
 
 from sddarts.search_spaces.errors import DataError
 
@@ -129,6 +132,8 @@ def open_image(path: str, channels: int | None = None):
 
 def square(size: int) -> v2.Transform:
     """Shorter side to ``size``, then the center ``size`` x ``size`` square."""
+    from torchvision.transforms import v2
+
     return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
 
 
@@ -145,6 +150,8 @@ def inspect(data_dir: str, image_size: int) -> Inspection:
     """Opens every image of both splits (naming the first bad one) and returns the folder's kind
     (RGB if any image is colour), how many images are converted to it, and the channel statistics
     of the training images as they enter the network (resized, cropped, in [0, 1])."""
+    from torchvision.transforms import v2
+
     folder = scan(data_dir)
     modes = [image_mode(path) for path, _ in folder.train + folder.test]
     channels = 1 if all(m in GREY_MODES for m in modes) else 3
@@ -173,12 +180,16 @@ class FolderImages(Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from torchvision.transforms import v2
+
         path, label = self.samples[i]
         return self.transform(v2.functional.to_image(open_image(path, self.channels))), label
 
 
 def folder_transform(size: int, mean, std, train: bool, cutout=None) -> v2.Transform:
     """The documented policy: ``square(size)``, then for training a padded random crop and a flip."""
+    from torchvision.transforms import v2
+
     steps: list = [square(size)]
     if train:
         steps += [v2.RandomCrop(size, padding=size // 8), v2.RandomHorizontalFlip()]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
+
+if TYPE_CHECKING:  # torchvision's import takes a second (it loads torch._dynamo): only where used
+    from torchvision.transforms import v2
 
 
 class Cutout:
@@ -38,6 +42,8 @@ def array_transform(size: int, mean, std, train: bool, cutout: int = 0, crop_fli
     """DARTS' augmentation: random crop with ``size // 8``-pixel padding (4 at 32 px, as
     NAS-Bench-201's 2 at 16 px) and horizontal flip (unless ``crop_flip`` is False: they then run
     on the device, ``augment.crop_flip``), then normalise, then cutout."""
+    from torchvision.transforms import v2
+
     steps: list = [v2.RandomCrop(size, padding=size // 8), v2.RandomHorizontalFlip()] if train and crop_flip else []
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     if train and cutout > 0:
