@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,7 +19,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "sddarts-test")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sddarts-test")
-from helpers import ROOT, ensure_ray  # noqa: E402
+from helpers import ROOT, ensure_ray, readme_block, wait_for_free_cpus  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the reference DARTS port lives there
 
@@ -51,3 +54,22 @@ def ray_session() -> str:
 @pytest.fixture
 def sqlite_uri(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def readme_runs(tmp_path_factory) -> SimpleNamespace:
+    """The README's "From Python" block, run once as written in a folder of its own (the defaults:
+    ``sqlite:///mlflow.db`` and ``sddarts_runs`` there): a search, its evaluation (version 1 of
+    ``sddarts-darts-digits``) and a 2-trial sweep. The README test checks them; ``sddarts runs``,
+    the registry and the evaluation tests read the same store instead of making their own."""
+    ensure_ray()
+    where = tmp_path_factory.mktemp("readme")
+    namespace: dict = {}
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
+        mp.chdir(where)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        exec(compile(readme_block("## From Python"), "README.md", "exec"), namespace)
+    wait_for_free_cpus()
+    return SimpleNamespace(dir=where, uri=f"sqlite:///{where / 'mlflow.db'}", out=printed.getvalue(),
+                           found=namespace["found"], model=namespace["model"], swept=namespace["swept"])

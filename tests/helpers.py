@@ -9,6 +9,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def readme_block(heading: str, language: str = "python") -> str:
+    """The first ``language`` code block under ``heading`` in the README."""
+    import re
+
+    section = (ROOT / "README.md").read_text().split(heading, 1)[1]
+    return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
+
+
 def ensure_ray() -> str:
     """The one real 2-CPU Ray of the session (dashboard on: Train V2 needs its State API), started
     again if a test shut it down (the multi-node test does, to keep one Ray per host). Returns its

@@ -10,10 +10,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from helpers import tiny_search, wait_for_free_cpus
+from helpers import wait_for_free_cpus
 from sddarts.platform.commands.cli import main
-from sddarts.platform.options import RunOptions
-from sddarts.platform.jobs import run_search
 
 pytestmark = pytest.mark.ray
 
@@ -21,32 +19,29 @@ EVAL_TINY = ["--C", "4", "--layers", "3", "--epochs", "2", "--steps-per-epoch", 
              "--cpus-per-worker", "0.5", "--batch-size", "64"]
 
 
-def test_evaluate_a_search_run_registers_a_working_model(ray_session, tmp_path, sqlite_uri, capsys):
-    search = run_search(tiny_search(epochs=1), RunOptions(name="s1", tracking_uri=sqlite_uri, storage_path=str(tmp_path / "runs")))
-    rc = main(["evaluate", "--search-run", search.run_id, *EVAL_TINY, "--name", "e1",
-               "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
-    out = capsys.readouterr().out
-    assert rc == 0, out[-2000:]
-    assert "registered: models:/sddarts-darts-digits/1" in out
-
-    client = MlflowClient(sqlite_uri)
+def test_an_evaluated_search_is_a_registered_child_run_with_a_working_model(readme_runs):
+    """The README block's evaluation of its search (``readme_runs``): the registry's version, the
+    run beneath its search, and the model on raw images."""
+    search, uri = readme_runs.found, readme_runs.uri
+    client = MlflowClient(uri)
     version = client.get_model_version("sddarts-darts-digits", "1")
     tags = version.tags
     assert tags["search_run_id"] == search.run_id and tags["genotype"] == search.genotype.short()
     assert float(tags["test_acc"]) > 0 and int(tags["params"]) > 0 and int(tags["flops"]) > 0
+    assert tags["eval_run_id"] == readme_runs.model.run_id
 
     (run,) = client.search_runs([search.experiment_id], filter_string="tags.kind = 'evaluate'")
-    assert run.info.status == "FINISHED"
+    assert run.info.status == "FINISHED" and run.info.run_name == "py-eval"
     assert run.data.tags["mlflow.parentRunId"] == search.run_id == run.data.tags["search_run_id"]
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")] == [1]  # epochs=1
     assert "genotype.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
     import mlflow.pytorch
 
-    mlflow.set_tracking_uri(sqlite_uri)
+    mlflow.set_tracking_uri(uri)
     model = mlflow.pytorch.load_model("models:/sddarts-darts-digits/1")
-    logits = model(torch.randn(5, 1, 8, 8))
-    assert logits.shape == (5, 10)
+    logits = model(torch.rand(5, 1, 8, 8))
+    assert logits.shape == (5, 10) and torch.isfinite(logits).all()
 
 
 @pytest.mark.parametrize("make_source,needle", [

@@ -1,53 +1,41 @@
 """The README's "From Python" block, run as written, and the API's one-line errors."""
 
-import re
 from pathlib import Path
 
 import pytest
 
 import sddarts
-from helpers import ROOT, wait_for_free_cpus
-
-
-def _readme_block(heading: str = "## From Python") -> str:
-    """The first python block under ``heading`` in the README."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split(heading, 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+from helpers import readme_block
 
 
 @pytest.mark.ray
-def test_the_readmes_python_block_runs_as_written(ray_session, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # the defaults: sqlite:///mlflow.db and sddarts_runs here
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    namespace: dict = {}
-    exec(compile(_readme_block(), "README.md", "exec"), namespace)
-    found, model, swept = namespace["found"], namespace["model"], namespace["swept"]
+def test_the_readmes_python_block_runs_as_written(readme_runs, monkeypatch):
+    found, model, swept, where = readme_runs.found, readme_runs.model, readme_runs.swept, readme_runs.dir
     assert [e["epoch"] for e in found.history] == [1, 2] and "derived_val_acc" in found.history[-1]
     assert found.genotype.space == "darts" and found.metrics["epoch"] == 2
     assert model.model_uri == "models:/sddarts-darts-digits/1" and 0 <= model.metrics["test_acc"] <= 100
     assert len(swept.rows) == 2 and {r["status"] for r in swept.rows} <= {"completed", "stopped"}
-    assert swept.parent_run_id and (tmp_path / "mlflow.db").is_file()
+    assert swept.parent_run_id and (where / "mlflow.db").is_file()
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(readme_runs.uri)
     run = client.get_run(found.run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "py-search"
     assert "genotype.py" in {a.path for a in client.list_artifacts(found.run_id)}
     assert client.get_run(model.run_id).data.tags["mlflow.parentRunId"] == found.run_id
-    out = capsys.readouterr().out
-    assert found.genotype.short() in out
+    assert found.genotype.short() in readme_runs.out
 
     import torch
 
+    monkeypatch.chdir(where)  # the block reads sqlite:///mlflow.db, the store the block above wrote
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     models: dict = {}  # the README's three ways of using the registered model, as written
-    exec(compile(_readme_block("## Models out"), "README.md", "exec"), models)
+    exec(compile(readme_block("## Models out"), "README.md", "exec"), models)
     images, logits, net, scores = models["images"], models["logits"], models["net"], models["scores"]
     assert isinstance(net, torch.nn.Module) and not net.training
     with torch.no_grad():
         assert torch.allclose(net(images), logits, atol=1e-4)
     assert scores.shape == (4, 10) and torch.allclose(torch.as_tensor(scores), logits, atol=1e-4)
-    wait_for_free_cpus()
 
 
 @pytest.mark.parametrize("call,needle", [
