@@ -34,9 +34,8 @@ demo: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will be skipped"; }
 
-# Two test processes (one per core), each with its own Ray; a file's tests stay in one (tests/conftest.py).
 test: install browser
-	RAY_AUTH_MODE=disabled $(PY) -m pytest -q -n 2 --dist loadgroup tests
+	RAY_AUTH_MODE=disabled $(PY) -m pytest -q tests
 
 # The tests that start no Ray (a few minutes): the loop while coding. `make test` runs them all.
 check: install

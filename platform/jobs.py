@@ -133,10 +133,11 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
 
 
 def history_of(tracking_uri: str, run_id: str) -> list[dict[str, float]]:
-    """Every metric of a run by epoch (MLflow's step), oldest first."""
+    """Every metric of a run by epoch (MLflow's step), oldest first. The system metrics
+    (``system/...``) are left out: their steps count samples, not epochs."""
     client = runs.client(tracking_uri)
     by_step: dict[int, dict[str, float]] = {}
-    for key in client.get_run(run_id).data.metrics:
+    for key in [k for k in client.get_run(run_id).data.metrics if not k.startswith("system/")]:
         for m in client.get_metric_history(run_id, key):
             by_step.setdefault(m.step, {"epoch": m.step})[key] = m.value
     return [by_step[step] for step in sorted(by_step)]

@@ -24,17 +24,6 @@ from helpers import ROOT, ensure_ray, readme_block, wait_for_free_cpus  # noqa: 
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the reference DARTS port lives there
 
 
-# `make test` runs the suite in two processes (pytest-xdist, `-n 2 --dist loadgroup`), each with its
-# own session Ray: a test file stays in one process (its module fixtures are made once), and the
-# files that read the README block's store (``readme_runs``) share the process that made it.
-SHARED_GROUPS = {"test_python_api.py": "readme", "test_browse.py": "readme", "test_evaluate_ray.py": "readme"}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(item.path.name, item.path.stem)))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _shutdown_ray_at_the_end():
     yield

@@ -55,3 +55,19 @@ def test_bad_input_raises_the_clis_line_before_ray_starts(call, needle, tmp_path
         call()
     assert needle in str(info.value) and "\n" not in str(info.value) and info.value.exit_code == 2
     assert ray.is_initialized() == was_running and not Path("mlflow.db").exists()
+
+
+def test_a_runs_history_is_its_epochs_without_the_system_metrics_samples(sqlite_uri):
+    """A run longer than the sampling interval holds ``system/...`` metrics at steps 0, 1, ...:
+    they are no epochs (a loaded machine once gave a history that began with a step-0 entry)."""
+    from mlflow import MlflowClient
+
+    from sddarts.platform.jobs import history_of
+
+    client = MlflowClient(sqlite_uri)
+    run_id = client.create_run(client.create_experiment("h")).info.run_id
+    for step in (0, 1, 2, 3):
+        client.log_metric(run_id, "system/cpu_utilization_percentage", 50.0 + step, step=step)
+    for step in (1, 2):
+        client.log_metric(run_id, "val_acc", 10.0 * step, step=step)
+    assert history_of(sqlite_uri, run_id) == [{"epoch": 1, "val_acc": 10.0}, {"epoch": 2, "val_acc": 20.0}]

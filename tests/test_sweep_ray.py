@@ -209,7 +209,7 @@ def test_a_failed_copy_of_tunes_state_is_one_line_and_the_interrupted_sweep_stil
                              stderr=subprocess.STDOUT)
     import ray
 
-    context = ray.get_runtime_context()  # this test's Ray (another may run beside it: `make test` runs two)
+    context = ray.get_runtime_context()  # this test's Ray (another may run beside it)
     session = Path(context.get_temp_dir()) / context.get_session_name()
     (staging,) = _wait_for(lambda: list(session.glob("artifacts/*/sv/driver_artifacts")), 120, "staging folder", log_path)
     _wait_for(lambda: (runs / "sv").is_dir(), 60, "experiment folder", log_path)
