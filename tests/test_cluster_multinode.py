@@ -45,12 +45,9 @@ def _wait(check, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _stop(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM to every process group at once, then SIGKILL to those still up after 15 s."""
-    running = [p for p in procs if p.poll() is None]
-    for proc in running:
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
-    for proc in running:
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -111,7 +108,8 @@ def cluster(tmp_path_factory):
         _wait(two_nodes, 90, "two alive nodes")
         yield {"dashboard": f"http://127.0.0.1:{dash}", "mlflow": f"http://127.0.0.1:{mlflow_port}", "tmp": tmp, "env": env}
     finally:
-        _stop(procs)  # every process this test started
+        for p in reversed(procs):  # every process this test started
+            _stop(p)
         from sddarts.platform.compat.ray_local import forget_dead_cluster
 
         forget_dead_cluster()  # what `ray stop` does: later local Rays must not resolve this dead head
