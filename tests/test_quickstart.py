@@ -3,25 +3,16 @@
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from helpers import wait_for_free_cpus
+from helpers import ROOT, readme_block, wait_for_free_cpus
 
 pytestmark = pytest.mark.ray
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def quick_start() -> str:
-    """The first bash block under the README's "## Quick start" heading."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Quick start", 1)[1]
-    return section.split("```bash\n", 1)[1].split("```", 1)[0]
 
 
 def test_readme_quick_start_runs_as_written_with_a_quiet_console(ray_session, tmp_path):
-    block = quick_start()
+    block = readme_block("## Quick start", "bash")
     assert block.startswith("source .venv/bin/activate") and "sddarts search" in block
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # a clone's venv, as `make demo` leaves it
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "VIRTUAL_ENV", "RAY_DEDUP_LOGS")}

@@ -174,16 +174,16 @@ class FolderImages(Dataset):
     """``(path, label)`` samples decoded per item (in the loader workers) into tensors."""
 
     def __init__(self, samples: tuple[tuple[str, int], ...], channels: int, transform: v2.Transform):
-        self.samples, self.channels, self.transform = samples, channels, transform
+        from torchvision.transforms.v2.functional import to_image
+
+        self.samples, self.channels, self.transform, self.to_image = samples, channels, transform, to_image
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from torchvision.transforms import v2
-
         path, label = self.samples[i]
-        return self.transform(v2.functional.to_image(open_image(path, self.channels))), label
+        return self.transform(self.to_image(open_image(path, self.channels))), label
 
 
 def folder_transform(size: int, mean, std, train: bool, cutout=None) -> v2.Transform:

@@ -36,7 +36,10 @@ def worker_setup() -> None:
 def quiet_worker_logs() -> None:
     """Chatter a worker would forward to the driver's console: MLflow's store set-up, matplotlib's
     font cache, and Ray Train's log of every report (metrics and all), which goes to a logger named
-    after its file path, outside the trainer's LoggingConfig."""
+    after its file path, outside the trainer's LoggingConfig. MLflow's import sets its loggers to
+    INFO, so it is imported first (the worker logs through it anyway)."""
+    import mlflow  # noqa: F401
+
     for name in ("mlflow", "alembic", "matplotlib"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:  # Ray 2.60: a private module, whose logger is named after its file path
