@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +21,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "sddarts-test")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sddarts-test")
-from helpers import ROOT, ensure_ray, readme_block, wait_for_free_cpus  # noqa: E402
+from helpers import ROOT, ensure_ray, readme_block, tiny_search, wait_for_free_cpus  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the reference DARTS port lives there
 
@@ -51,8 +53,21 @@ def ray_session() -> str:
     return ensure_ray()
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """An MLflow sqlite store with no runs, its tables made once by MLflow itself (its schema
+    migrations take ~1.6 s per new file)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def sqlite_uri(tmp_path: Path) -> str:
+def sqlite_uri(tmp_path: Path, empty_store: Path) -> str:
+    """A test's own MLflow store: a copy of ``empty_store``."""
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
@@ -73,3 +88,26 @@ def readme_runs(tmp_path_factory) -> SimpleNamespace:
     wait_for_free_cpus()
     return SimpleNamespace(dir=where, uri=f"sqlite:///{where / 'mlflow.db'}", out=printed.getvalue(),
                            found=namespace["found"], model=namespace["model"], swept=namespace["swept"])
+
+
+@pytest.fixture(scope="session")
+def watched_run(tmp_path_factory) -> SimpleNamespace:
+    """One 2-epoch bf16 search with sharpness every epoch, a progress line at every step and system
+    metrics every 0.5 s, and its console: read by the progress, bf16 and browser tests."""
+    from sddarts.platform.jobs import run_search
+    from sddarts.platform.options import RunOptions
+
+    ensure_ray()
+    where = tmp_path_factory.mktemp("watched")
+    uri = f"sqlite:///{where / 'mlflow.db'}"
+    cfg = tiny_search(epochs=2, precision="bf16", sharpness_every=1, sharpness_batches=1)
+    opts = RunOptions(name="watched", tracking_uri=uri, storage_path=str(where / "runs"), progress_interval=0.001,
+                      system_metrics_interval=0.5)  # every step "takes longer" than that
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # the workers' lines reach it through Ray's log thread
+        out = run_search(cfg, opts)
+        deadline = time.time() + 10
+        while "[watched] epoch 2/2 " not in printed.getvalue() and time.time() < deadline:
+            time.sleep(0.1)
+    wait_for_free_cpus()
+    return SimpleNamespace(dir=where, uri=uri, out=out, console=printed.getvalue())

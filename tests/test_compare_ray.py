@@ -1,6 +1,7 @@
-"""One ``sddarts compare`` on a real Ray, read by two tests: DARTS against a variant that distills
-the weights alone, a variant with every fix of the field on at once (SD-DARTS with one teacher), and
-a random arm, with Holm-corrected paired tests, intervals, plots and the checklist."""
+"""One ``sddarts compare`` on a real Ray, read by two tests: DARTS against a variant with every fix
+of the field on at once (SD-DARTS with one teacher) and a random arm, with Holm-corrected paired
+tests, intervals, plots and the checklist. (How ``--distill-on`` reaches the SD terms:
+test_distill.py; variant flags to overrides: test_compare_stats.py.)"""
 
 import contextlib
 import io
@@ -28,8 +29,8 @@ def _png_ok(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
-    """2 seeds of DARTS, ``w-only`` and ``all`` in S3 (each searched, then retrained 1 epoch as the
-    proxy), and 2 random genotypes per seed, retrained the same way: 16 Train runs."""
+    """2 seeds of DARTS and ``all-fixes`` in S3 (each searched, then retrained 1 epoch as the
+    proxy), and 2 random genotypes per seed, retrained the same way: 12 Train runs."""
     ensure_ray()
     tmp = tmp_path_factory.mktemp("compare")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -39,7 +40,7 @@ def compared(tmp_path_factory):
                    "--steps-per-epoch", "3", "--batch-size", "32", "--cpus-per-worker", "0.5", "--teacher-interval", "1",
                    "--vote-count", "2", "--sharpness-every", "1", "--sharpness-iters", "3", "--sharpness-batches", "1",
                    "--random", "2", "--proxy-epochs", "1", "--name", "cmp",
-                   "--variant", "w-only=--distill-on weights", "--variant", f"all={EVERY_FIX}",
+                   "--variant", f"all-fixes={EVERY_FIX}",
                    "--tracking-uri", uri, "--storage-path", str(tmp / "runs")])
     out = printed.getvalue()
     assert rc == 0, out[-3000:]
@@ -49,25 +50,23 @@ def compared(tmp_path_factory):
 
 def test_compare_runs_variants_against_darts_with_holm_corrected_paired_tests(compared):
     tmp_path, sqlite_uri, out = compared
-    assert "DARTS vs w-only, all, 2 random genotypes per seed in space s3" in out and "Holm" in out
+    assert "DARTS vs all-fixes, 2 random genotypes per seed in space s3" in out and "Holm" in out
     client = MlflowClient(sqlite_uri)
     parent, children = parent_and_children(sqlite_uri, "compare")
     assert parent.data.tags["space"] == "s3"
-    assert len(children) == 8 and {c.data.tags["variant"] for c in children} == {"DARTS", "w-only", "all", "random"}
+    assert len(children) == 6 and {c.data.tags["variant"] for c in children} == {"DARTS", "all-fixes", "random"}
     by_variant = {c.data.tags["variant"]: c for c in children}
-    assert by_variant["w-only"].data.params["distill_on"] == "weights"
-    assert by_variant["all"].data.params["vote_count"] == "1"
+    assert by_variant["all-fixes"].data.params["vote_count"] == "1"
     assert by_variant["DARTS"].data.params["sd_weight"] == "0.0"
-    assert "sd_loss" in by_variant["w-only"].data.metrics and "sd_loss_arch" not in by_variant["w-only"].data.metrics
-    assert "sd_loss_arch" in by_variant["all"].data.metrics
+    assert "sd_loss_arch" in by_variant["all-fixes"].data.metrics and "sd_loss_arch" not in by_variant["DARTS"].data.metrics
     files = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"comparison.csv", "comparison_stats.csv", "comparison_stats.txt", "variants.json"} <= files
     for name in ("plots/comparison.png", "plots/comparison_intervals.png"):
         _png_ok(Path(client.download_artifacts(parent.info.run_id, name, str(tmp_path / "a"))))
     table = pd.read_csv(client.download_artifacts(parent.info.run_id, "comparison.csv", str(tmp_path / "a")))
-    assert len(table) == 8 + 2  # and the best random genotype of each seed
+    assert len(table) == 6 + 2  # and the best random genotype of each seed
     stats = pd.read_csv(client.download_artifacts(parent.info.run_id, "comparison_stats.csv", str(tmp_path / "a")))
-    assert set(stats["variant"]) == {"w-only", "all", "random", "random-best"}
+    assert set(stats["variant"]) == {"all-fixes", "random", "random-best"}
     assert {"hessian_eig", "discretization_gap", "param_free_share"} <= set(stats["metric"])
     # by hand: paired differences over seeds 0 and 1, scipy's paired t-test, Holm over every p
     expected_p = []
@@ -91,10 +90,10 @@ def test_compare_runs_variants_against_darts_with_holm_corrected_paired_tests(co
     for _, r in stats.iterrows():  # two seeds each: every interval holds its mean
         for side in ("DARTS", "variant"):
             assert r[f"{side} n"] == 2 and r[f"{side} ci_low"] <= r[f"{side} mean"] <= r[f"{side} ci_high"], r["metric"]
-    printed = [line for line in out.splitlines() if line.strip().startswith("w-only") and "param_free_share" in line]
+    printed = [line for line in out.splitlines() if line.strip().startswith("all-fixes") and "param_free_share" in line]
     assert printed and "(n=2)" in printed[-1]
-    assert "darts_hessian_eig" in parent.data.metrics and "w_only_param_free_share" in parent.data.metrics
-    assert any(k.startswith("p_holm_all_") for k in parent.data.metrics)
+    assert "darts_hessian_eig" in parent.data.metrics and "all_fixes_param_free_share" in parent.data.metrics
+    assert any(k.startswith("p_holm_all_fixes_") for k in parent.data.metrics)
 
 
 def test_compare_with_random_arm_and_every_fix_at_once(compared):
@@ -104,8 +103,8 @@ def test_compare_with_random_arm_and_every_fix_at_once(compared):
     by = {}
     for c in children:
         by.setdefault(c.data.tags["variant"], []).append(c)
-    assert {k: len(v) for k, v in by.items()} == {"DARTS": 2, "w-only": 2, "all": 2, "random": 2}
-    every = by["all"][0].data
+    assert {k: len(v) for k, v in by.items()} == {"DARTS": 2, "all-fixes": 2, "random": 2}
+    every = by["all-fixes"][0].data
     assert (every.params["aux_skip"], every.params["partial_channels"], every.params["perturb"]) == ("1.0", "2", "random")
     assert every.params["sd_weight"] == "1.0"  # SD-DARTS with every fix on top
     assert {"aux_skip_coef", "beta_weight", "perturb_epsilon", "beta_loss", "sd_loss"} <= set(every.metrics)
@@ -124,7 +123,7 @@ def test_compare_with_random_arm_and_every_fix_at_once(compared):
     best = table[table["variant"] == "random-best"].set_index("seed")["proxy_acc"]
     assert len(rand) == 2 and (best >= rand).all()
     stats = pd.read_csv(client.download_artifacts(parent.info.run_id, "comparison_stats.csv", str(tmp_path / "b")))
-    assert set(stats["variant"]) == {"w-only", "all", "random", "random-best"}
+    assert set(stats["variant"]) == {"all-fixes", "random", "random-best"}
     assert set(stats[stats["variant"] == "random"]["metric"]) == {"proxy_acc"}  # a random arm has no search figures
     checklist = Path(client.download_artifacts(parent.info.run_id, "checklist.md", str(tmp_path / "b"))).read_text()
     assert "- [x] random-sampling baseline: 2 uniform genotypes per seed" in checklist

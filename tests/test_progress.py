@@ -59,3 +59,4 @@ def test_durations_read_as_a_person_writes_them(seconds, text):
 def test_a_sweep_says_how_many_trials_are_done_and_when_the_rest_will_be():
     assert trials_done(3, 8, 250.0) == "3 of 8 trials done (37%) in 4m10s, ETA 6m57s"
     assert trials_done(8, 8, 600.0) == "8 of 8 trials done (100%) in 10m00s"
+    assert trials_done(4, 8, 100.0, done_here=1) == "4 of 8 trials done (50%) in 1m40s, ETA 6m40s"  # resumed

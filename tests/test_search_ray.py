@@ -69,11 +69,9 @@ def test_two_worker_second_order_search_keeps_ranks_identical_and_logs_one_run(r
         assert pixels.ndim == 3 and min(pixels.shape[:2]) > 100 and float(np.std(pixels)) > 0.01, name  # not blank
 
 
-def test_a_bf16_search_finishes_finite_and_logs_the_alpha_steps_sd_term(ray_session, tmp_path, sqlite_uri):
-    cfg = tiny_search(precision="bf16", epochs=1, sharpness_every=1, sharpness_batches=1)
-    out = run_search(cfg, _opts(tmp_path, sqlite_uri, "bf16"))
-    client = MlflowClient(sqlite_uri)
-    logged = client.get_run(out.run_id).data
+def test_a_bf16_search_finishes_finite_and_logs_the_alpha_steps_sd_term(watched_run):
+    client = MlflowClient(watched_run.uri)
+    logged = client.get_run(watched_run.out.run_id).data
     assert logged.params["precision"] == "bf16"
     for key in ("train_ce", "val_acc", "hessian_eig", "hessian_eig_residual", "sd_loss", "sd_loss_arch", "agreement_arch",
                 "snapshot_kl"):
@@ -141,37 +139,47 @@ def test_interrupted_search_resumes_past_a_truncated_and_a_malicious_checkpoint_
     wait_for_free_cpus()
 
 
-def _train_workers() -> list:
+def _train_workers(run: str) -> list:
+    """The live Train worker processes of Train run ``run`` (Ray Train runs each in the run's own
+    working folder, ``.../<run>``)."""
     import psutil
 
-    return [p for p in psutil.process_iter(["pid", "cmdline"])
-            if any("RayTrainWorker" in part for part in (p.info["cmdline"] or []))]
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if any("RayTrainWorker" in part for part in (p.info["cmdline"] or [])) and p.cwd().endswith(f"/{run}"):
+                found.append(p)
+        except psutil.Error:
+            pass
+    return found
 
 
-def test_a_killed_worker_recovers_exactly(ray_session, tmp_path, sqlite_uri, capsys):
+def test_a_killed_worker_recovers_exactly(ray_session, tmp_path, sqlite_uri):
     """A Train worker SIGKILLed mid-search: the search recovers from its latest checkpoint and ends
-    with the alpha and genotype of an uninterrupted run with the same seed, each epoch logged once."""
-    from sddarts.platform.commands.cli import main
-
+    with the alpha and genotype of an uninterrupted run with the same seed (run beside it), each
+    epoch logged once."""
     flags = ["--dataset", "digits", "--C", "4", "--layers", "3", "--epochs", "4", "--steps-per-epoch", "4",
              "--batch-size", "32", "--num-workers", "2", "--cpus-per-worker", "0.5", "--teacher-interval", "2",
              "--vote-count", "2", "--seed", "3", "--max-failures", "2", "--tracking-uri", sqlite_uri,
              "--storage-path", str(tmp_path / "runs")]
-    assert main(["search", *flags, "--name", "uninterrupted"]) == 0
-    wait_for_free_cpus()
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1"}
-    log = (tmp_path / "killed.log").open("w")
-    job = subprocess.Popen([sys.executable, "-m", "sddarts.platform.commands.cli", "search", *flags, "--name", "killed"],
-                           env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    jobs, logs = {}, {}
+    for name in ("uninterrupted", "killed"):  # 2 workers of 0.5 CPU each: both fit on the 2 CPUs
+        logs[name] = tmp_path / f"{name}.log"
+        jobs[name] = subprocess.Popen([sys.executable, "-m", "sddarts.platform.commands.cli", "search", *flags,
+                                       "--name", name], env=env, cwd=tmp_path, stdout=logs[name].open("w"),
+                                      stderr=subprocess.STDOUT)
     snapshot = tmp_path / "runs" / "killed" / "checkpoint_manager_snapshot.json"
     deadline = time.time() + 240
-    while len(_snapshot(snapshot)) < 2 and time.time() < deadline and job.poll() is None:
+    while len(_snapshot(snapshot)) < 2 and time.time() < deadline and jobs["killed"].poll() is None:
         time.sleep(0.1)
-    workers = _train_workers()
-    assert len(_snapshot(snapshot)) >= 2 and workers, (tmp_path / "killed.log").read_text()[-3000:]
+    workers = _train_workers("killed")
+    assert len(_snapshot(snapshot)) >= 2 and len(workers) == 2, logs["killed"].read_text()[-3000:]
     workers[-1].send_signal(signal.SIGKILL)  # one worker dies after epoch 2's checkpoint
-    assert job.wait(timeout=300) == 0, (tmp_path / "killed.log").read_text()[-3000:]
-    assert "[killed] resumed after epoch" in (tmp_path / "killed.log").read_text()  # the worker group restarted
+    for name, job in jobs.items():
+        assert job.wait(timeout=300) == 0, logs[name].read_text()[-3000:]
+    assert "[killed] resumed after epoch" in logs["killed"].read_text()  # the worker group restarted
+    assert "resumed after epoch" not in logs["uninterrupted"].read_text()
 
     client = MlflowClient(sqlite_uri)
     exp = client.get_experiment_by_name("sddarts").experiment_id
@@ -201,17 +209,22 @@ def test_a_worker_side_data_error_fails_on_its_first_attempt(ray_session, tmp_pa
     assert "DataError" in run.data.tags["error"]
 
 
-def test_a_long_epoch_shows_its_progress_and_the_run_its_system_metrics(ray_session, tmp_path, sqlite_uri, capsys):
-    opts = RunOptions(name="watched", tracking_uri=sqlite_uri, storage_path=str(tmp_path / "runs"),
-                      progress_interval=0.001, system_metrics_interval=0.5)  # every step "takes longer" than that
-    out = run_search(tiny_search(num_workers=1, epochs=2), opts)
-    lines = [line for line in capsys.readouterr().out.splitlines() if "[watched] epoch" in line and " step " in line]
+def test_a_long_epoch_shows_its_progress_and_the_run_its_system_metrics(watched_run):
+    lines = [line for line in watched_run.console.splitlines() if "[watched] epoch" in line and " step " in line]
     assert len(lines) == 4, lines  # steps 1 and 2 of 3 in each of the 2 epochs (the epoch's own line ends it)
     for line in lines:
         found = re.search(r"epoch (\d)/2  step (\d)/3 \(\d+%\)  (\d+) img/s  epoch ETA (\d+s)  run ETA (\d+s|\d+m\d\ds)",
                           line)
         assert found, line
-    run = MlflowClient(sqlite_uri).get_run(out.run_id)
+    run = MlflowClient(watched_run.uri).get_run(watched_run.out.run_id)
     assert run.data.tags["sddarts.progress"] == "epoch 2/2 done"
     system = {k for k in run.data.metrics if k.startswith("system/")}
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= system, system
+
+
+def test_a_run_without_ray_datasets_starts_no_dataset_manager(watched_run):
+    """``workers.ray_compat.torch_trainer_class``: Ray 2.60 starts a DatasetManager actor per run."""
+    from ray.util.state import list_actors
+
+    assert list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=1000)  # the State API sees the runs
+    assert list_actors(filters=[("class_name", "=", "DatasetManager")], limit=1000) == []

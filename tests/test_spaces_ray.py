@@ -1,8 +1,10 @@
 """Every space end to end: a search through Ray Train into MLflow with its pictures, DARTS-ES on a
-real run, and the evaluation and registry of a NAS-Bench-201 genotype."""
+real run, and an nb201 search with NAS-Bench-201's figures (from an archive the test writes), its
+evaluation and registry."""
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,11 +12,13 @@ import torch
 from matplotlib import image
 from mlflow import MlflowClient
 
+from dataset_files import every_cell, write_nats_archive
 from helpers import tiny_search
 from sddarts.platform.commands.cli import main
 from sddarts.platform.options import RunOptions
 from sddarts.platform.jobs import run_search
 from sddarts.search_spaces import genotype_from_json
+from sddarts.trainables.data.nb201_bench import FIGURES
 
 pytestmark = pytest.mark.ray
 
@@ -67,9 +71,30 @@ def test_darts_es_stops_a_real_search_and_returns_the_look_back_genotype(ray_ses
     assert returned.short() == per_epoch["1"] == out.genotype.short() == run.data.tags["genotype"]
 
 
-def test_an_nb201_search_is_described_evaluated_and_registered(ray_session, tmp_path, sqlite_uri, capsys):
-    search = _search("nb201", tmp_path, sqlite_uri, epochs=1)
+def test_an_nb201_search_logs_its_benchmark_figures_and_is_described_evaluated_and_registered(ray_session, tmp_path,
+                                                                                             sqlite_uri, capsys):
+    """An nb201 search that reads NAS-Bench-201's figures of each derived cell from an archive the
+    test writes; then ``describe``, ``evaluate`` and the registered model."""
+    expected = write_nats_archive(tmp_path / "nats", every_cell(), records=40)
+    rc = main(["search", "--space", "nb201", "--C", "4", "--layers", "1", "--epochs", "2", "--steps-per-epoch", "3",
+               "--batch-size", "32", "--num-workers", "1", "--cpus-per-worker", "0.5", "--teacher-interval", "1",
+               "--vote-count", "2", "--nb201-bench", str(tmp_path / "nats"), "--name", "space-nb201",
+               "--tracking-uri", sqlite_uri, "--storage-path", str(tmp_path / "runs")])
+    assert rc == 0, capsys.readouterr().out[-3000:]
+    client = MlflowClient(sqlite_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("sddarts").experiment_id],
+                                filter_string="attributes.run_name = 'space-nb201'")
+    genotype = genotype_from_json(_artifact(client, run.info.run_id, "genotype.json", tmp_path / "g").read_text())
+    search = SimpleNamespace(run_id=run.info.run_id, genotype=genotype)
     _check_search_records(search, "nb201", sqlite_uri, tmp_path)
+    assert run.data.params["nb201_bench"] == str((tmp_path / "nats").resolve())
+    for key in FIGURES:  # the benchmark's figures of the cell derived at each epoch
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in history] == [1, 2]
+        assert history[-1].value == pytest.approx(expected[genotype.arch_str()][key])
+    assert len(json.loads(_artifact(client, run.info.run_id, "genotypes.json", tmp_path / "g").read_text())) == 2
+
+    capsys.readouterr()
     assert main(["describe", search.run_id, "--tracking-uri", sqlite_uri]) == 0
     out = capsys.readouterr().out
     assert f"genotype (nb201): {search.genotype.arch_str()}" in out and "cifar10-nb201" in out
@@ -79,7 +104,6 @@ def test_an_nb201_search_is_described_evaluated_and_registered(ray_session, tmp_
     out = capsys.readouterr().out
     assert rc == 0, out[-2000:]
     assert "registered: models:/sddarts-nb201-digits/1" in out
-    client = MlflowClient(sqlite_uri)
     assert client.get_model_version("sddarts-nb201-digits", "1").tags["genotype"] == search.genotype.arch_str()
     import mlflow.pytorch
 

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, tiny_search
-from sddarts.platform.options import RunOptions
-from sddarts.platform.jobs import run_search
+from helpers import ROOT
 
 pytestmark = pytest.mark.ray
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -22,9 +20,8 @@ playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make browser)")
-def test_ui_lists_the_run_and_its_cell_picture(ray_session, tmp_path, sqlite_uri):
-    out = run_search(tiny_search(epochs=1), RunOptions(name="browsed", tracking_uri=sqlite_uri,
-                                                       storage_path=str(tmp_path / "runs"), system_metrics_interval=0.5))
+def test_ui_lists_the_run_and_its_cell_picture(watched_run):
+    out, sqlite_uri = watched_run.out, watched_run.uri  # a search with system metrics every 0.5 s
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -50,7 +47,7 @@ def test_ui_lists_the_run_and_its_cell_picture(ray_session, tmp_path, sqlite_uri
                 "--disable-component-update", "--disable-sync"])
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(link)  # the page `sddarts ui` prints
-            page.get_by_text("browsed").first.wait_for(timeout=60_000)  # it opens on the training runs
+            page.get_by_text("watched").first.wait_for(timeout=60_000)  # it opens on the training runs
             page.wait_for_timeout(1500)
             page.screenshot(path=str(shots / "ui_experiment.png"))
             body = page.inner_text("body")

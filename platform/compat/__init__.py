@@ -17,9 +17,13 @@ where                                  targets      what it works around
                                                     workers, and a PreemptionWatcher actor per run (spot nodes)
 ``tune_state_saves``                   Ray 2.60     a failed copy of Tune's experiment state (a 20-line
                                                     traceback) and the last state missing on storage
+``tune_interrupts``                    Ray 2.60     a Ctrl-C'ed fit returns its running trials TERMINATED, like
+                                                    finished ones (Tune puts back the SIGINT handler it found)
 ``workers.ray_compat.worker_setup``    Ray 2.60     the autoscaling coordinator's "safe to ignore" traceback
 ``workers.ray_compat.quiet_worker_logs`` Ray 2.60   Train's log of every report (a logger named after a
                                                     private module's path)
+``workers.ray_compat.torch_trainer_class`` Ray 2.60 a ``DatasetManager`` actor (one more process) per Train
+                                                    run that passes no Ray Dataset (a private callback)
 ``tracking.links.TRAINING_VIEW``       MLflow 3.17  the UI opens runs in its GenAI view unless told
 ``tracking.registry.process_tracking_uri`` MLflow 3.17 a version whose source is ``models:/m-...`` is
                                                     resolved through the process-wide tracking URI, not its

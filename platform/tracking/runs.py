@@ -41,10 +41,17 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the U
 def experiment_id(uri: str, name: str) -> str:
     """The id of experiment ``name``, creating it (with artifacts beside a sqlite store) if needed.
     It is tagged as a model-training experiment, so the MLflow UI opens on its runs."""
+    from mlflow.exceptions import MlflowException
+
     c = client(uri)
     exp = c.get_experiment_by_name(name)
     if exp is None:
-        return c.create_experiment(name, artifact_location=artifact_root(uri), tags=EXPERIMENT_KIND)
+        try:
+            return c.create_experiment(name, artifact_location=artifact_root(uri), tags=EXPERIMENT_KIND)
+        except MlflowException:  # two commands started at once into a new store: the other one made it
+            exp = c.get_experiment_by_name(name)
+            if exp is None:
+                raise
     if "mlflow.experimentKind" not in exp.tags:  # an experiment from before, or made by hand
         c.set_experiment_tag(exp.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
     return exp.experiment_id

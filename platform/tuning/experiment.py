@@ -74,23 +74,26 @@ def restore_tuner(trial: Trial, ropts: RunOptions) -> "ray.tune.Tuner":
 
 
 def fit_tuner(tuner, planned: int):
-    """Fits the Tuner. Tune answers Ctrl-C by saving its state and returning early, so fewer ended
-    trials than ``planned`` is an interruption too (raised as KeyboardInterrupt). A failed copy of
-    Tune's state to storage is one warning line (``state_saves``)."""
+    """Fits the Tuner. Tune answers Ctrl-C by saving its state and returning early: that, or fewer
+    ended trials than ``planned``, is raised as KeyboardInterrupt (``compat.tune_interrupts``). A
+    failed copy of Tune's state to storage is one warning line (``compat.tune_state_saves``)."""
+    from sddarts.platform.compat.tune_interrupts import fit_noting_interrupt
     from sddarts.platform.compat.tune_state_saves import quiet_failed_saves
 
     with quiet_failed_saves():
-        results = tuner.fit()
-    if results.num_terminated + results.num_errors < planned:
+        results, interrupted = fit_noting_interrupt(tuner.fit)
+    if interrupted or results.num_terminated + results.num_errors < planned:
         raise KeyboardInterrupt()
     return results
 
 
-def trials_done(done: int, planned: int, elapsed: float) -> str:
-    """``3 of 8 trials done (37%) in 4m10s, ETA 6m57s`` (at the pace so far)."""
+def trials_done(done: int, planned: int, elapsed: float, done_here: int | None = None) -> str:
+    """``3 of 8 trials done (37%) in 4m10s, ETA 6m57s``, at the pace of the ``done_here`` trials
+    this driver ran in ``elapsed`` (all ``done``, unless a resumed sweep had some done before)."""
     from sddarts.trainables.workers.progress import duration
 
-    eta = elapsed / done * (planned - done) if done else float("nan")
+    done_here = done if done_here is None else done_here
+    eta = elapsed / done_here * (planned - done) if done_here else float("nan")
     return (f"{done} of {planned} trials done ({100 * done // planned}%) in {duration(elapsed)}"
             + (f", ETA {duration(eta)}" if done < planned else ""))
 
@@ -135,8 +138,9 @@ def make_callback(ropts: RunOptions, experiment_id: str, parent_run_id: str, epo
     started = time.monotonic()
 
     def show(trials, trial, status: str) -> None:
-        ended[trial.trial_id] = status
-        print(f"[{ropts.name}] {trials_done(len(ended), planned, time.monotonic() - started)}:\n"
+        ended[trial.trial_id] = status  # a resumed sweep's trials that ended before count as done too
+        done = set(ended) | {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+        print(f"[{ropts.name}] {trials_done(len(done), planned, time.monotonic() - started, len(ended))}:\n"
               f"{trial_table(trials, epochs, params, columns, ended)}", flush=True)
 
     class TrialRuns(Callback):

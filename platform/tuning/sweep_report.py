@@ -24,12 +24,12 @@ def trials_table(results, params: list[str], epochs: int):
 
     rows = []
     for result in results:
-        metrics = result.metrics or {}
+        metrics, config = result.metrics or {}, result.config or {}  # (none for a trial that never reported)
         status = ("error" if result.error or metrics.get(FATAL_KEY) else "completed" if ran_to_end(metrics, epochs)
                   else "stopped")
         rows.append({"trial_id": metrics.get("trial_id", os.path.basename(str(result.path))), "status": status,
-                     **{p: result.config.get(p, result.config.get("base", {}).get(p)) for p in params},
-                     **{c: metrics.get(c) for c in TABLE_COLUMNS}, "_config": result.config})
+                     **{p: config.get(p, config.get("base", {}).get(p)) for p in params},
+                     **{c: metrics.get(c) for c in TABLE_COLUMNS}, "_config": config})
     return pd.DataFrame(rows)
 
 

@@ -30,12 +30,12 @@ def make_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg:
                  storage_path: str, callbacks: list | None = None) -> "ray.train.torch.TorchTrainer":
     """A TorchTrainer for ``loop``. The Train run is named ``name``: fitting a trainer with the same
     name and ``storage_path`` again resumes from its latest checkpoint."""
-    from ray.train.torch import TorchTrainer
+    from sddarts.trainables.workers.ray_compat import torch_trainer_class
 
     resources = {"CPU": cfg.cpus_per_worker}
     if cfg.gpus_per_worker:
         resources["GPU"] = cfg.gpus_per_worker
-    return TorchTrainer(
+    return torch_trainer_class()(
         loop,
         train_loop_config=loop_config,
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.gpus_per_worker > 0,
