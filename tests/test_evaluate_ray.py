@@ -45,7 +45,7 @@ def test_an_evaluated_search_is_a_registered_child_run_with_a_working_model(read
 
 
 @pytest.mark.parametrize("make_source,needle", [
-    (lambda tmp, uri: ["--search-run", "0123456789abcdef"], "genotype '0123456789abcdef' is neither a built-in"),
+    (lambda tmp, uri: ["--search-run", "0123456789abcdef"], "no MLflow run with id or name '0123456789abcdef' in sqlite"),
     (lambda tmp, uri: ["--search-run", _run_without_genotype(uri)], "has no genotype.json artifact"),
     (lambda tmp, uri: ["--genotype", _file(tmp, '{"normal": [["sep_conv_3x3", 0]], "reduce": []}')], "needs 8 (op, input) pairs"),
     (lambda tmp, uri: ["--genotype", _file(tmp, "{oops")], "genotype is not valid JSON"),

@@ -68,7 +68,7 @@ def test_bad_space_file_is_rejected_before_anything_starts(text, needle, tmp_pat
 
 @pytest.fixture(scope="module")
 def asha_sweep(tmp_path_factory):
-    """One ASHA sweep of 4 trials (the plain-DARTS baseline first), one at a time, as a CLI
+    """One ASHA sweep of 4 trials (the plain-DARTS baseline first), two at a time, as a CLI
     process SIGKILLed once a trial has finished, then resumed with ``--resume``: the records of
     every trial and the resume itself are checked on the same sweep."""
     from helpers import ensure_ray
@@ -79,7 +79,7 @@ def asha_sweep(tmp_path_factory):
     env = {**os.environ, "RAY_ADDRESS": address, "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "1",
            "SDDARTS_HEARTBEAT_S": "1"}
     args = [sys.executable, "-m", "sddarts.platform.commands.cli", "sweep", *TINY, "--epochs", "3", "--trials", "4",
-            "--seed", "2", "--max-concurrent", "1", "--baseline", "--proxy-epochs", "0", "--space-file", _space(tmp),
+            "--seed", "2", "--max-concurrent", "2", "--baseline", "--proxy-epochs", "0", "--space-file", _space(tmp),
             "--tracking-uri", uri, "--storage-path", str(tmp / "runs")]
     wait_for_free_cpus()
     first = subprocess.Popen(args + ["--name", "sk"], env=env, cwd=tmp, stdout=(tmp / "first.log").open("w"),
