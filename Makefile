@@ -34,14 +34,8 @@ demo: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will be skipped"; }
 
-# The whole suite, what CI runs: the Ray tests, and beside them the tests that start no Ray (they
-# use the CPU that a Train run's process start-ups leave idle); their report follows.
 test: install browser
-	@RAY_AUTH_MODE=disabled $(PY) -m pytest -q -m "not ray" tests > .no-ray-tests.log 2>&1 & no_ray=$$!; \
-	echo "pytest -m ray tests (the tests that start no Ray run beside them: .no-ray-tests.log)"; \
-	RAY_AUTH_MODE=disabled $(PY) -m pytest -q -m ray tests; ray=$$?; \
-	wait $$no_ray; rest=$$?; echo; echo "pytest -m 'not ray' tests:"; cat .no-ray-tests.log; \
-	exit $$(( ray || rest ))
+	RAY_AUTH_MODE=disabled $(PY) -m pytest -q tests
 
 # The tests that start no Ray (a few minutes): the loop while coding. `make test` runs them all.
 check: install

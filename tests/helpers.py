@@ -64,5 +64,5 @@ def wait_for_free_cpus(total: float = 2.0, timeout: float = 180.0) -> None:
     while time.time() < deadline:
         if ray.available_resources().get("CPU", 0) >= total - 1e-6:
             return
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError(f"Ray still holds CPUs after {timeout:.0f}s: {ray.available_resources()}")
