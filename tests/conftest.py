@@ -93,7 +93,7 @@ def readme_runs(tmp_path_factory) -> SimpleNamespace:
 @pytest.fixture(scope="session")
 def watched_run(tmp_path_factory) -> SimpleNamespace:
     """One 2-epoch bf16 search with sharpness every epoch, a progress line at every step and system
-    metrics every 0.5 s, and its console: read by the progress, bf16 and browser tests."""
+    metrics every 0.5 s, and its console: read by the progress, bf16, browser and DatasetManager tests."""
     from sddarts.platform.jobs import run_search
     from sddarts.platform.options import RunOptions
 
