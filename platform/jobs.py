@@ -74,7 +74,7 @@ def run_search(cfg: SearchConfig, opts: RunOptions, parent_run_id: str | None = 
     tags = {**search_tags(cfg), **(extra_tags or {})}
     run_id = runs.open_run(uri, exp_id, opts.name, tags, parent_run_id, opts.resume)
     run = {**worker_run(opts, run_id), "attempt_log": os.environ.get("SDDARTS_ATTEMPT_LOG", "")}
-    trainer = make_search_trainer(cfg, run, opts.storage_path, callbacks)
+    trainer = make_search_trainer(cfg, run, opts.storage_path, callbacks, opts.placement_group_cleaner)
     if not own_status:
         with heartbeat(uri, run_id):
             result = trainer.fit()
@@ -114,7 +114,7 @@ def run_evaluation(cfg: EvalConfig, source: GenotypeSource, opts: RunOptions, re
     out: dict[str, Any] = {"run_id": run_id, "experiment_id": exp_id, "model": model_name(cfg, genotype.space)}
     with runs.ending(uri, run_id), heartbeat(uri, run_id):
         client.log_text(run_id, genotype.to_json(), "genotype.json")
-        result = make_eval_trainer(cfg, genotype, run, opts.storage_path).fit()
+        result = make_eval_trainer(cfg, genotype, run, opts.storage_path, opts.placement_group_cleaner).fit()
         raise_if_fatal(result.metrics, uri, run_id)  # a config, data or genotype error: failed on its first attempt
         out.update(result.metrics)
         if register:

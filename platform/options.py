@@ -42,6 +42,10 @@ class RunOptions(Checked):
     system_metrics_interval: float = param(10.0, "seconds between two samples of the system metrics", gt=0)
     progress_interval: float = param(30.0, "seconds between progress lines inside an epoch, with its ETA (0: none); "
                                      "an epoch over a minute also gets one at each tenth", ge=0)
+    placement_group_cleaner: bool = param(
+        True, "start Ray Train's PlacementGroupCleaner actor, which frees the run's workers if its controller dies "
+        "while this process lives on; the CLI leaves it out (its process, and so its Ray job, ends with the run, "
+        "and Ray frees a finished job's placement groups itself)", flag=False)
 
 
     def named(self, prefix: str) -> "RunOptions":

@@ -41,6 +41,29 @@ def check_resumable(opts: RunOptions) -> None:
 STORAGE_CHECK_S = 10.0  # how long a storage path gets to prove it is reachable and writable
 
 
+def refused_endpoint(path: str) -> str | None:
+    """The ``endpoint_override`` of an object-store URI (``s3://b/x?endpoint_override=host:port``)
+    when it refuses a TCP connection: nothing listens there, which a refusal says at once (pyarrow
+    would retry it for longer than the check waits). None where the connection opens, or fails
+    otherwise (the probe then decides)."""
+    import socket
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(path).query)
+    endpoint = query.get("endpoint_override", [""])[0]
+    if not endpoint:
+        return None
+    secure = query.get("scheme", ["https"])[0] == "https"
+    parts = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}")
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or (443 if secure else 80)), timeout=2):
+            return None
+    except ConnectionRefusedError:
+        return endpoint
+    except (OSError, ValueError):
+        return None
+
+
 def check_storage(path: str, timeout: float = STORAGE_CHECK_S) -> None:
     """The storage path, local or a URI (``s3://bucket/x?endpoint_override=...``), must be reachable
     and writable through the pyarrow filesystem Ray Train writes checkpoints with: within
@@ -58,6 +81,9 @@ def check_storage(path: str, timeout: float = STORAGE_CHECK_S) -> None:
         existing = next(p for p in [target, *target.parents] if p.exists())
         if not existing.is_dir():
             raise ConfigError(f"storage_path {path} is under a file ({existing}); pass a folder")
+    elif endpoint := refused_endpoint(path):
+        raise ConfigError(f"storage_path {path}: nothing listens at {endpoint} (connection refused); pass a "
+                          "reachable --storage-path")
     outcome: list[BaseException | None] = []
 
     def probe() -> None:

@@ -113,7 +113,7 @@ CASES = [  # (argv, or a function of the tmp folder giving it; what the one erro
     (["search", "--storage-path", "/proc/sddarts-runs"], "storage_path /proc/sddarts-runs is not writable here"),
     (lambda t: ["search", "--storage-path", _readonly(t)], "is not writable here"),
     (["search", "--storage-path", "s3://sddarts-test/runs?endpoint_override=127.0.0.1:9&scheme=http&region=us-east-1"],
-     "did not answer within 10 s"),  # a closed port on this machine (conftest: no credential look-ups elsewhere)
+     "nothing listens at 127.0.0.1:9 (connection refused)"),  # a closed port (conftest: no credential look-ups)
     (["search", "--resume", "never-ran"], "resume: no run named 'never-ran' under storage_path"),
     (lambda t: ["search", "--name", "dup", *_store_with_run(t, "dup")[0]], "name: a run named 'dup' already exists"),
     (_resume_changed, "resume: --C 16 (the run has 8); a resumed run keeps the config it started with"),
@@ -201,3 +201,20 @@ def test_a_failed_download_is_one_line_and_leaves_no_folder(tmp_path, monkeypatc
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "could not download cifar10" in lines[0], lines
     assert not (tmp_path / "new").exists()
+
+
+def test_a_storage_endpoint_that_accepts_but_never_answers_times_out_in_one_line():
+    """The other side of ``refused_endpoint``: a listener that takes the connection and says
+    nothing is cut off after the check's timeout (1 s here; the commands wait ``STORAGE_CHECK_S``)."""
+    import socket
+
+    from sddarts.platform.preflight import check_storage
+    from sddarts.search_spaces.errors import ConfigError
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes the handshake; nobody reads or replies
+        port = silent.getsockname()[1]
+        uri = f"s3://sddarts-test/runs?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+        with pytest.raises(ConfigError, match=r"did not answer within 1 s"):
+            check_storage(uri, timeout=1)

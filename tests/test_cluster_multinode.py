@@ -45,11 +45,15 @@ def _wait(check, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM to every process group at once, then SIGKILL to what still runs after 5 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.time() + 5
+    for proc in procs:
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=max(0.1, deadline - time.time()))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -108,8 +112,7 @@ def cluster(tmp_path_factory):
         _wait(two_nodes, 90, "two alive nodes")
         yield {"dashboard": f"http://127.0.0.1:{dash}", "mlflow": f"http://127.0.0.1:{mlflow_port}", "tmp": tmp, "env": env}
     finally:
-        for p in reversed(procs):  # every process this test started
-            _stop(p)
+        _stop(procs)  # every process this test started
         from sddarts.platform.compat.ray_local import forget_dead_cluster
 
         forget_dead_cluster()  # what `ray stop` does: later local Rays must not resolve this dead head

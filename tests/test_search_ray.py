@@ -100,7 +100,7 @@ def test_interrupted_search_resumes_past_a_truncated_and_a_malicious_checkpoint_
                                                                                                sqlite_uri):
     env = {**os.environ, "RAY_ADDRESS": ray_session, "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "sddarts.platform.commands.cli", "search", "--dataset", "digits", "--C", "4", "--layers", "3",
-            "--epochs", "6", "--steps-per-epoch", "6", "--num-workers", "1", "--cpus-per-worker", "0.5",
+            "--epochs", "6", "--steps-per-epoch", "3", "--num-workers", "1", "--cpus-per-worker", "0.5",
             "--teacher-interval", "2", "--vote-count", "2", "--tracking-uri", sqlite_uri,
             "--storage-path", str(tmp_path / "runs"), "--max-failures", "0"]
     log = (tmp_path / "first.log").open("w")
@@ -223,8 +223,11 @@ def test_a_long_epoch_shows_its_progress_and_the_run_its_system_metrics(watched_
 
 
 def test_a_run_without_ray_datasets_starts_no_dataset_manager(watched_run):
-    """``workers.ray_compat.torch_trainer_class``: Ray 2.60 starts a DatasetManager actor per run."""
+    """``workers.ray_compat.torch_trainer_class``: Ray 2.60 starts a DatasetManager actor per run.
+    The PlacementGroupCleaner stays where the driver lives on (``run_search``'s default; the CLI's
+    runs leave it out: the nb201 test in test_spaces_ray.py)."""
     from ray.util.state import list_actors
 
-    assert list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=1000)  # the State API sees the runs
-    assert list_actors(filters=[("class_name", "=", "DatasetManager")], limit=1000) == []
+    assert list_actors(filters=[("class_name", "=", "RayTrainWorker")], limit=10000)  # the State API sees the runs
+    assert list_actors(filters=[("class_name", "=", "PlacementGroupCleaner")], limit=10000)
+    assert list_actors(filters=[("class_name", "=", "DatasetManager")], limit=10000) == []

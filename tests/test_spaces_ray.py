@@ -74,7 +74,14 @@ def test_darts_es_stops_a_real_search_and_returns_the_look_back_genotype(ray_ses
 def test_an_nb201_search_logs_its_benchmark_figures_and_is_described_evaluated_and_registered(ray_session, tmp_path,
                                                                                              sqlite_uri, capsys):
     """An nb201 search that reads NAS-Bench-201's figures of each derived cell from an archive the
-    test writes; then ``describe``, ``evaluate`` and the registered model."""
+    test writes; then ``describe``, ``evaluate`` and the registered model. Both are CLI runs: they
+    start Train workers but no PlacementGroupCleaner (``RunOptions.placement_group_cleaner``)."""
+    from ray.util.state import list_actors
+
+    def actors(name: str) -> int:
+        return len(list_actors(filters=[("class_name", "=", name)], limit=10000))
+
+    before = actors("RayTrainWorker"), actors("PlacementGroupCleaner")
     expected = write_nats_archive(tmp_path / "nats", every_cell(), records=40)
     rc = main(["search", "--space", "nb201", "--C", "4", "--layers", "1", "--epochs", "2", "--steps-per-epoch", "3",
                "--batch-size", "32", "--num-workers", "1", "--cpus-per-worker", "0.5", "--teacher-interval", "1",
@@ -104,6 +111,7 @@ def test_an_nb201_search_logs_its_benchmark_figures_and_is_described_evaluated_a
     out = capsys.readouterr().out
     assert rc == 0, out[-2000:]
     assert "registered: models:/sddarts-nb201-digits/1" in out
+    assert (actors("RayTrainWorker"), actors("PlacementGroupCleaner")) == (before[0] + 2, before[1])
     assert client.get_model_version("sddarts-nb201-digits", "1").tags["genotype"] == search.genotype.arch_str()
     import mlflow.pytorch
 

@@ -32,6 +32,7 @@ def run_options(args: argparse.Namespace, prefix: str) -> RunOptions:
     values = given(RunOptions, args)
     if getattr(args, "resume", None):
         values.update(name=args.resume, resume=True)
+    values.update(placement_group_cleaner=False)  # this process ends with its run (see RunOptions)
     return RunOptions(**values).named(prefix)
 
 

@@ -23,7 +23,9 @@ where                                  targets      what it works around
 ``workers.ray_compat.quiet_worker_logs`` Ray 2.60   Train's log of every report (a logger named after a
                                                     private module's path)
 ``workers.ray_compat.torch_trainer_class`` Ray 2.60 a ``DatasetManager`` actor (one more process) per Train
-                                                    run that passes no Ray Dataset (a private callback)
+                                                    run that passes no Ray Dataset (a private callback); with
+                                                    ``placement_group_cleaner=False`` (the CLI) no detached
+                                                    PlacementGroupCleaner actor either
 ``tracking.links.TRAINING_VIEW``       MLflow 3.17  the UI opens runs in its GenAI view unless told
 ``tracking.registry.process_tracking_uri`` MLflow 3.17 a version whose source is ``models:/m-...`` is
                                                     resolved through the process-wide tracking URI, not its

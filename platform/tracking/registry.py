@@ -102,6 +102,7 @@ def register_model(uri: str, run_id: str, net: nn.Module, cfg: EvalConfig, genot
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "model")
         mlflow.pytorch.save_model(model, path, input_example=example,
+                                  pip_requirements=mlflow.pytorch.get_default_pip_requirements(),
                                   metadata={"input": INPUT, "dataset": cfg.dataset, "output": "logits N x classes",
                                             "recipe": recipe})
         client.log_model_artifacts(logged.model_id, path)

@@ -4,6 +4,7 @@ records from its newest checkpoint), whoever stopped the trial."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -53,6 +54,8 @@ def build_tuner(trial: Trial, base: SearchConfig, ropts: RunOptions, exp_id: str
                   "system_metrics_interval": ropts.system_metrics_interval,
                   "progress_interval": ropts.progress_interval, "parent_run_id": parent, **sweep}
     columns = list(dict.fromkeys(["epoch", sweep["metric"]] + (["proxy_acc"] if sweep.get("proxy_epochs") else [])))
+    # a trial's process (torch, MLflow and sddarts imported: ~4 CPU-seconds) runs the next trial too
+    tune_config = dataclasses.replace(tune_config, reuse_actors=True)
     return ray.tune.Tuner(
         trainable(trial),
         param_space={"base": base.to_dict(), "sweep": sweep_meta, **grid},

@@ -110,7 +110,8 @@ def train_pass(model, net: torch.nn.Module, loader: DataLoader, opt, cfg: EvalCo
     return stats.mean(totals, "loss"), 100 * stats.mean(totals, "correct")
 
 
-def make_eval_trainer(cfg: EvalConfig, genotype, run: dict[str, Any], storage_path: str):
+def make_eval_trainer(cfg: EvalConfig, genotype, run: dict[str, Any], storage_path: str,
+                      placement_group_cleaner: bool = True):
     """The evaluation's TorchTrainer; ``run``: {name, tracking_uri, run_id}."""
     return make_trainer(eval_loop_per_worker, {"eval": cfg.to_dict(), "genotype": genotype.to_dict(), "run": run},
-                        cfg, run["name"], storage_path)
+                        cfg, run["name"], storage_path, placement_group_cleaner=placement_group_cleaner)

@@ -49,21 +49,25 @@ def quiet_worker_logs() -> None:
     logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
 
 
-def torch_trainer_class() -> type:
-    """Ray 2.60's ``TorchTrainer``, less the ``DatasetManager`` actor it starts for every run even
-    when no Ray Dataset is passed (one more process per run, ~1.3 CPU-seconds; sddarts' workers
-    read their data themselves). With datasets, or where the private callback has moved, the
-    trainer is Ray's own."""
+def torch_trainer_class(placement_group_cleaner: bool = True) -> type:
+    """Ray 2.60's ``TorchTrainer``, less two helper actors (one process and 1.3-1.7 CPU-seconds
+    each) where sddarts does not need them: the ``DatasetManager`` it starts for every run even when
+    no Ray Dataset is passed (sddarts' workers read their data themselves), and, with
+    ``placement_group_cleaner=False``, the detached ``PlacementGroupCleaner`` that frees the
+    workers' placement group if the controller dies under a live driver (Ray frees it anyway when
+    the driver's job ends). Where the private callbacks have moved, the trainer is Ray's own."""
     from ray.train.torch import TorchTrainer
 
-    try:  # Ray 2.60: a private module
+    try:  # Ray 2.60: private modules
         from ray.train.v2._internal.callbacks import DatasetsCallback
+        from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
     except ImportError:
         return TorchTrainer
+    unneeded = () if placement_group_cleaner else (PlacementGroupCleanerCallback,)
 
-    class WithoutIdleDatasetManager(TorchTrainer):
+    class WithoutIdleHelpers(TorchTrainer):
         def _create_default_callbacks(self):
-            callbacks = super()._create_default_callbacks()
-            return callbacks if self.datasets else [c for c in callbacks if not isinstance(c, DatasetsCallback)]
+            dropped = unneeded if self.datasets else (*unneeded, DatasetsCallback)
+            return [c for c in super()._create_default_callbacks() if not isinstance(c, dropped)]
 
-    return WithoutIdleDatasetManager
+    return WithoutIdleHelpers

@@ -65,8 +65,8 @@ def log_epoch_records(log: RunLogger, cfg: SearchConfig, metrics: dict[str, Any]
         log_cell_pictures(log, genotype, f"plots/epoch_{epoch:03d}")
 
 
-def make_search_trainer(cfg: SearchConfig, run: dict[str, Any], storage_path: str,
-                        callbacks: list | None = None) -> "ray.train.torch.TorchTrainer":
+def make_search_trainer(cfg: SearchConfig, run: dict[str, Any], storage_path: str, callbacks: list | None = None,
+                        placement_group_cleaner: bool = True) -> "ray.train.torch.TorchTrainer":
     """The search's TorchTrainer; ``run``: {name, tracking_uri, run_id}."""
     return make_trainer(train_loop_per_worker, {"search": cfg.to_dict(), "run": run}, cfg, run["name"],
-                        storage_path, callbacks)
+                        storage_path, callbacks, placement_group_cleaner)

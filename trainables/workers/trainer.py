@@ -27,15 +27,17 @@ def tracking_credentials() -> dict[str, str]:
 
 
 def make_trainer(loop: Callable[[dict], None], loop_config: dict[str, Any], cfg: CommonConfig, name: str,
-                 storage_path: str, callbacks: list | None = None) -> "ray.train.torch.TorchTrainer":
+                 storage_path: str, callbacks: list | None = None,
+                 placement_group_cleaner: bool = True) -> "ray.train.torch.TorchTrainer":
     """A TorchTrainer for ``loop``. The Train run is named ``name``: fitting a trainer with the same
-    name and ``storage_path`` again resumes from its latest checkpoint."""
+    name and ``storage_path`` again resumes from its latest checkpoint. ``placement_group_cleaner``:
+    False where the driver's process ends with the run (``RunOptions.placement_group_cleaner``)."""
     from sddarts.trainables.workers.ray_compat import torch_trainer_class
 
     resources = {"CPU": cfg.cpus_per_worker}
     if cfg.gpus_per_worker:
         resources["GPU"] = cfg.gpus_per_worker
-    return torch_trainer_class()(
+    return torch_trainer_class(placement_group_cleaner)(
         loop,
         train_loop_config=loop_config,
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.gpus_per_worker > 0,
