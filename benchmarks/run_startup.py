@@ -11,9 +11,14 @@ measurements, of two arms each:
    ``local_ray_options``, with its Train settings (``LOCAL_TRAIN_ENV``: a 0.25 s poll, no
    PreemptionWatcher) and with Ray Train's defaults (a 2 s poll, a watcher per run). Each arm
    runs in a Ray of its own (a fresh process, one after the other), the first search of each
-   discarded (warm-up).
+   discarded (warm-up);
+3. the same tiny search without and with Train's PlacementGroupCleaner actor (what the CLI runs,
+   ``placement_group_cleaner=False``, and ``run_search``'s default), set up as in 2;
+4. saving a registered model (``mlflow.pytorch.save_model`` of an evaluated digits network) with
+   MLflow's pytorch requirements, as ``register_model`` does, and with MLflow inferring them (a
+   subprocess that loads the model and records what it imports), alternating.
 
-    python benchmarks/run_startup.py --repeats 3
+    python benchmarks/run_startup.py --repeats 3 [--measure imports train-env cleaner requirements]
 """
 
 from __future__ import annotations
@@ -45,9 +50,31 @@ cfg = SearchConfig(dataset="digits", C=4, layers=3, epochs=1, batch_size=32, ste
                    cpus_per_worker=0.5, vote_count=2, teacher_interval=1, max_failures=0).validate()
 for i in range(n + 1):
     t = time.perf_counter()
-    run_search(cfg, RunOptions(name=f"s{i}", tracking_uri=f"sqlite:///{tmp}/m.db", storage_path=f"{tmp}/runs"))
+    run_search(cfg, RunOptions(name=f"s{i}", tracking_uri=f"sqlite:///{tmp}/m.db", storage_path=f"{tmp}/runs",
+                               placement_group_cleaner=sys.argv[3] == "1"))
     print(f"SECONDS {time.perf_counter() - t:.2f}", flush=True)
 ray.shutdown()
+"""
+
+SAVE = """
+import sys, tempfile, time
+import mlflow.pytorch, torch
+from sddarts.platform.tracking.registry import Classifier
+from sddarts.search_spaces import load_genotype
+from sddarts.trainables.config import EVAL_PRESETS, EvalConfig
+from sddarts.trainables.data.datasets import DataSource, dataset_info
+from sddarts.trainables.workers.eval_loop import build_network
+
+cfg = EvalConfig(**EVAL_PRESETS["digits-demo"]).validate()
+info = dataset_info(DataSource.of(cfg))
+model = Classifier(build_network(load_genotype("DARTS_V2"), cfg), info, {}).eval()
+example = torch.rand(2, *model.input_shape).numpy()
+for infer in [sys.argv[1] == "infer"] * (int(sys.argv[2]) + 1):
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        mlflow.pytorch.save_model(model, f"{d}/model", input_example=example,
+                                  pip_requirements=None if infer else mlflow.pytorch.get_default_pip_requirements())
+        print(f"SECONDS {time.perf_counter() - t:.2f}", flush=True)
 """
 
 
@@ -57,13 +84,24 @@ def import_seconds(prefix: str) -> float:
     return time.perf_counter() - t
 
 
-def search_seconds(env: dict[str, str], repeats: int) -> list[float]:
+def seconds(script: str, args: list[str], env: dict[str, str] | None = None) -> list[float]:
+    """The timings ``script`` prints after its first (a warm-up), in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", script, *args], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, check=True)
+    return [float(line.split()[1]) for line in done.stdout.splitlines() if line.startswith("SECONDS ")][1:]
+
+
+def search_seconds(env: dict[str, str], repeats: int, cleaner: bool = True) -> list[float]:
     """The searches after the first, in a fresh process with its own local Ray."""
     with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run([sys.executable, "-c", SEARCHES, tmp, str(repeats)], env={**os.environ, **env},
-                              capture_output=True, text=True, check=True)
-    times = [float(line.split()[1]) for line in done.stdout.splitlines() if line.startswith("SECONDS ")]
-    return times[1:]
+        return seconds(SEARCHES, [tmp, str(repeats), "1" if cleaner else "0"], env)
+
+
+def compare(title: str, names: tuple[str, str], now: list[float], before: list[float]) -> None:
+    print(title)
+    print(row(names[0], now))
+    print(row(names[1], before))
+    print(f"  ratio {statistics.mean(before) / statistics.mean(now):.2f}x")
 
 
 def row(name: str, values: list[float]) -> str:
@@ -74,27 +112,36 @@ def row(name: str, values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="measurements per arm (default 3)")
+    parser.add_argument("--measure", nargs="+", default=MEASURES, choices=MEASURES, help="which (default: all)")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k not in RAY_DEFAULTS}
     os.environ.clear()
-    os.environ.update(env)  # neither arm inherits a user's setting of the two variables
+    os.environ.update(env)  # no arm inherits a user's setting of the two variables
 
-    now, before = [], []
-    for _ in range(args.repeats):
-        now.append(import_seconds(""))
-        before.append(import_seconds(AS_BEFORE))
-    print("a worker's imports (search loop + digits), a fresh process:")
-    print(row("sddarts", now))
-    print(row("with torchvision + sklearn.datasets", before))
-    print(f"  ratio {statistics.mean(before) / statistics.mean(now):.2f}x")
+    if "imports" in args.measure:
+        now, before = [], []
+        for _ in range(args.repeats):
+            now.append(import_seconds(""))
+            before.append(import_seconds(AS_BEFORE))
+        compare("a worker's imports (search loop + digits), a fresh process:",
+                ("sddarts", "with torchvision + sklearn.datasets"), now, before)
+    if "train-env" in args.measure:
+        compare("a tiny 1-epoch search, end to end (run_search):", ("LOCAL_TRAIN_ENV", "Ray Train's defaults"),
+                search_seconds({}, args.repeats), search_seconds(RAY_DEFAULTS, args.repeats))
+    if "cleaner" in args.measure:
+        compare("a tiny 1-epoch search, end to end (run_search):", ("no PlacementGroupCleaner (the CLI)",
+                "with it (run_search's default)"), search_seconds({}, args.repeats, cleaner=False),
+                search_seconds({}, args.repeats, cleaner=True))
+    if "requirements" in args.measure:
+        given, inferred = [], []
+        for _ in range(args.repeats):
+            given += seconds(SAVE, ["given", "1"])
+            inferred += seconds(SAVE, ["infer", "1"])
+        compare("saving a registered digits model (mlflow.pytorch.save_model):",
+                ("MLflow's pytorch requirements", "requirements inferred"), given, inferred)
 
-    local = search_seconds({}, args.repeats)
-    defaults = search_seconds(RAY_DEFAULTS, args.repeats)
-    print("a tiny 1-epoch search, end to end (run_search):")
-    print(row("LOCAL_TRAIN_ENV", local))
-    print(row("Ray Train's defaults", defaults))
-    print(f"  ratio {statistics.mean(defaults) / statistics.mean(local):.2f}x")
 
+MEASURES = ["imports", "train-env", "cleaner", "requirements"]
 
 if __name__ == "__main__":
     main()

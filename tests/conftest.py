@@ -92,7 +92,7 @@ def readme_runs(tmp_path_factory) -> SimpleNamespace:
 
 @pytest.fixture(scope="session")
 def watched_run(tmp_path_factory) -> SimpleNamespace:
-    """One 2-epoch bf16 search with sharpness every epoch, a progress line at every step and system
+    """One 2-epoch bf16 search in RobustDARTS' S1 with sharpness every epoch, a progress line at every step and system
     metrics every 0.5 s, and its console: read by the progress, bf16, browser and DatasetManager tests."""
     from sddarts.platform.jobs import run_search
     from sddarts.platform.options import RunOptions
@@ -100,7 +100,7 @@ def watched_run(tmp_path_factory) -> SimpleNamespace:
     ensure_ray()
     where = tmp_path_factory.mktemp("watched")
     uri = f"sqlite:///{where / 'mlflow.db'}"
-    cfg = tiny_search(epochs=2, precision="bf16", sharpness_every=1, sharpness_batches=1)
+    cfg = tiny_search(space="s1", epochs=2, precision="bf16", sharpness_every=1, sharpness_batches=1)
     opts = RunOptions(name="watched", tracking_uri=uri, storage_path=str(where / "runs"), progress_interval=0.001,
                       system_metrics_interval=0.5)  # every step "takes longer" than that
     printed = io.StringIO()

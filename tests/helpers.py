@@ -66,3 +66,35 @@ def wait_for_free_cpus(total: float = 2.0, timeout: float = 180.0) -> None:
             return
         time.sleep(0.25)
     raise AssertionError(f"Ray still holds CPUs after {timeout:.0f}s: {ray.available_resources()}")
+
+
+def check_search_records(out, space: str, uri: str, tmp_path: Path) -> None:
+    """What every search logs in every space: its space, genotype (logged = returned), genotype
+    diagnostics, alpha with its ops, and non-blank cell pictures, alpha heatmap/evolution and curves."""
+    import json
+
+    import numpy as np
+    from matplotlib import image
+    from mlflow import MlflowClient
+
+    from sddarts.search_spaces import genotype_from_json
+
+    client = MlflowClient(uri)
+
+    def artifact(path: str) -> Path:
+        return Path(client.download_artifacts(out.run_id, path, str(tmp_path)))
+
+    run = client.get_run(out.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["space"] == space and run.data.params["space"] == space
+    logged = genotype_from_json(artifact("genotype.json").read_text())
+    assert logged == out.genotype and logged.space == space
+    for key in ("param_free_share", "skip_count", "alpha_max_mean"):
+        assert key in run.data.metrics, key
+    assert 0 <= run.data.metrics["param_free_share"] <= 1
+    alpha = json.loads(artifact("alpha.json").read_text())
+    cells = ("cell",) if space == "nb201" else ("normal", "reduce")
+    assert alpha["space"] == space and all(f"alpha_{c}" in alpha and f"ops_{c}" in alpha for c in cells)
+    for name in [f"plots/cell_{c}.png" for c in cells] + ["plots/alpha_heatmap.png", "plots/alpha_evolution.png",
+                                                           "plots/curves.png"]:
+        pixels = image.imread(artifact(name))
+        assert pixels.ndim == 3 and min(pixels.shape[:2]) > 100 and float(np.std(pixels)) > 0.01, name

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from matplotlib import image
 from mlflow import MlflowClient
 
-from helpers import tiny_search, wait_for_free_cpus
+from helpers import check_search_records, tiny_search, wait_for_free_cpus
 from sddarts.platform.options import RunOptions
 from sddarts.platform.jobs import run_search
 from sddarts.search_spaces.genotypes import Genotype
@@ -64,9 +63,11 @@ def test_two_worker_second_order_search_keeps_ranks_identical_and_logs_one_run(r
     for name in ("cell_normal.png", "cell_reduce.png", "cell_normal.svg", "alpha_heatmap.png", "alpha_evolution.png",
                  "curves.png", "epoch_001"):  # per-epoch cell pictures with plot_every=1, the rest at the end
         assert f"plots/{name}" in plots, name
-    for name in ("cell_normal.png", "alpha_heatmap.png", "curves.png"):
-        pixels = image.imread(client.download_artifacts(out.run_id, f"plots/{name}", str(tmp_path)))
-        assert pixels.ndim == 3 and min(pixels.shape[:2]) > 100 and float(np.std(pixels)) > 0.01, name  # not blank
+    check_search_records(out, "darts", sqlite_uri, tmp_path / "records")  # the pictures not blank, among others
+
+
+def test_a_search_in_s1_logs_its_genotype_diagnostics_and_pictures(watched_run, tmp_path):
+    check_search_records(watched_run.out, "s1", watched_run.uri, tmp_path)
 
 
 def test_a_bf16_search_finishes_finite_and_logs_the_alpha_steps_sd_term(watched_run):
