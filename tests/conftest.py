@@ -22,8 +22,20 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "sddarts-test")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "sddarts-test")
 from helpers import ROOT, ensure_ray, readme_block, tiny_search, wait_for_free_cpus  # noqa: E402
+from sddarts.platform.compat.ray_local import LOCAL_TRAIN_ENV  # noqa: E402
+
+# The session's Ray also runs the jobs of the CLI processes that join it (RAY_ADDRESS). Its workers
+# inherit this environment, so those jobs run Train as a command's own local Ray does.
+for _key, _value in LOCAL_TRAIN_ENV.items():
+    os.environ.setdefault(_key, _value)
 
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the reference DARTS port lives there
+
+
+def pytest_collection_modifyitems(items):
+    """The multi-node test stops the session's Ray (one Ray per host at a time): it runs last, so
+    no test after it starts that Ray again."""
+    items.sort(key=lambda item: item.path.name == "test_cluster_multinode.py")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,6 +1,8 @@
 """A real two-node Ray cluster on this machine (`ray start --head` + `ray start --address`, 1 CPU
 each), a job submitted with `ray job submit`, runs landing in a real `mlflow server` (sqlite,
---serve-artifacts) on 127.0.0.1, checked over MLflow's REST API."""
+--serve-artifacts) on 127.0.0.1 with MLflow's basic-auth app, as the cluster files start it: the
+job's credentials reach its Train workers on both nodes, a client without them cannot write, and
+the CLI says so in one line before anything starts. Checked over MLflow's REST API."""
 
 import json
 import os
@@ -9,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import base64
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +20,8 @@ import yaml
 
 pytestmark = pytest.mark.ray
 BIN = Path(sys.executable).parent
+PASSWORD = "sddarts-test-secret-1"  # MLflow wants 12 characters or more
+AUTH = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": PASSWORD}
 
 
 def _port() -> int:
@@ -27,7 +32,9 @@ def _port() -> int:
 
 def _get(url: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
+                                                          "Authorization": f"Basic {token}"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
@@ -82,10 +89,15 @@ def cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cluster")
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)
+    (tmp / "auth.ini").write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{tmp}/auth.db\n"
+                                  "admin_username = admin\n"
+                                  "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    server_env = {**env, "MLFLOW_AUTH_CONFIG_PATH": str(tmp / "auth.ini"), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
+                  "MLFLOW_FLASK_SERVER_SECRET_KEY": "sddarts-test-key"}
     gcs, dash, mlflow_port = _port(), _port(), _port()
     procs = []
 
-    def start(args, log):
+    def start(args, log, env=env):
         p = subprocess.Popen(args, env=env, cwd=tmp, stdout=(tmp / log).open("w"), stderr=subprocess.STDOUT,
                              start_new_session=True)
         procs.append(p)
@@ -98,9 +110,9 @@ def cluster(tmp_path_factory):
         _wait(lambda: _get(f"http://127.0.0.1:{dash}/api/version"), 90, "the head node")
         start([str(BIN / "ray"), "start", "--block", f"--address=127.0.0.1:{gcs}", "--node-ip-address=127.0.0.1",
                "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"], "worker.log")
-        start([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
+        start([str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
                "--artifacts-destination", str(tmp / "artifacts"), "--serve-artifacts",
-               "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"], "mlflow.log")
+               "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"], "mlflow.log", server_env)
         _wait(lambda: urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/health", timeout=5).status == 200,
               90, "the mlflow server")
 
@@ -121,8 +133,8 @@ def cluster(tmp_path_factory):
 def test_job_on_two_nodes_logs_to_the_tracking_server(cluster):
     tmp, uri = cluster["tmp"], cluster["mlflow"]
     job = subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", cluster["dashboard"], "--",
-         sys.executable, "-m", "sddarts.platform.commands.cli", "search", "--C", "4", "--layers", "3", "--epochs", "2",
+        [str(BIN / "ray"), "job", "submit", "--address", cluster["dashboard"], "--",  # credentials: the driver's only
+         "env", *(f"{k}={v}" for k, v in AUTH.items()), sys.executable, "-m", "sddarts.platform.commands.cli", "search", "--C", "4", "--layers", "3", "--epochs", "2",
          "--steps-per-epoch", "3", "--num-workers", "2", "--cpus-per-worker", "1", "--name", "two-nodes",
          "--tracking-uri", uri, "--storage-path", str(tmp / "runs")],
         env=cluster["env"], capture_output=True, text=True, timeout=600)
@@ -142,6 +154,26 @@ def test_job_on_two_nodes_logs_to_the_tracking_server(cluster):
     assert "genotype.json" in files
     assert runs[0]["info"]["artifact_uri"].startswith("mlflow-artifacts:")  # uploaded through the server's proxy
     assert any((tmp / "artifacts").rglob("genotype.json"))
+
+
+def test_without_credentials_nothing_is_written_and_the_cli_says_why(cluster, tmp_path, capsys, monkeypatch):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from sddarts.platform.commands.cli import main
+
+    for key in (*AUTH, "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    uri = cluster["mlflow"]
+    with pytest.raises(MlflowException):
+        MlflowClient(uri).create_experiment("intruder")
+    exp = _get(f"{uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name=sddarts")["experiment"]
+    (run,) = _get(f"{uri}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
+    with pytest.raises(MlflowException):
+        MlflowClient(uri).log_metric(run["info"]["run_id"], "tampered", 1.0)
+    assert main(["search", "--tracking-uri", uri, "--storage-path", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs credentials" in err[0] and "are not set" in err[0], err
 
 
 def test_dead_tracking_server_fails_fast_before_training(tmp_path, capsys):

@@ -97,9 +97,10 @@ def asha_sweep(tmp_path_factory):
     assert finished, (tmp / "first.log").read_text()[-3000:]
     time.sleep(3)  # let Tune write its experiment state (every second here)
     first.send_signal(signal.SIGKILL)  # the driver dies mid-sweep, with no chance to clean up
+    killed_at = time.time()
     assert first.wait(timeout=60) == -signal.SIGKILL
     wait_for_free_cpus()  # Ray frees the dead job's trials and Train workers
-    time.sleep(4)
+    time.sleep(max(0.0, killed_at + 4 - time.time()))  # its last heartbeat is over 3 beats old
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
         mp.setenv("SDDARTS_HEARTBEAT_S", "1")  # the interval the driver beat at

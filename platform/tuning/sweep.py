@@ -149,8 +149,9 @@ def evaluate_best(result: SweepResult, run: RunOptions):
     result to the sweep's parent run and points the registry alias ``champion`` at its model."""
     best = result.best
     preset = eval_preset(best["space"], best["dataset"])
-    fields = {k: best[k] for k in ("dataset", "data_dir", "num_workers", "cpus_per_worker", "gpus_per_worker", "seed",
-                                   "steps_per_epoch")}  # the search's data, resources and step budget
+    fields = {k: best[k] for k in ("dataset", "data_dir", "image_size", "data_mean", "data_std", "num_workers",
+                                   "cpus_per_worker", "gpus_per_worker", "seed", "steps_per_epoch")}
+    # the search's data (an image folder's size and statistics too), resources and step budget
     cfg = EvalConfig.from_dict({**EVAL_PRESETS[preset], **fields}).validate()
     eval_run = dataclasses.replace(run, name=f"{run.name}-best-eval", resume=False)
     source = resolve_genotype(result.best_run_id, run.tracking_uri, run.experiment)
