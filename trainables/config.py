@@ -113,7 +113,8 @@ class CommonConfig:
     channels_last: bool = param(False, "NHWC memory layout for the network and its inputs (faster convolutions on GPUs)")
     augment_on_device: bool = param(False, "CIFAR: random crop and flip on the whole batch on its device instead of "
                                     "per sample in the loader (cutout stays in the loader)")
-    max_failures: int = param(2, "Train worker-group restarts from the last checkpoint before the run fails", ge=0, le=100)
+    max_failures: int = param(2, "Train worker-group restarts from the last checkpoint before the run fails (a sweep's trial: "
+                                        "Tune's restarts of the trial)", ge=0, le=100)
     C: int = param(16, "initial channels", ge=2, le=1024)
     layers: int = param(8, "cells in the network (nb201: cells per stage)", ge=1, le=200)
     grad_clip: float = param(5.0, "gradient-norm clip for the network weights (0 = off)", ge=0)

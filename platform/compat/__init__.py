@@ -26,6 +26,13 @@ where                                  targets      what it works around
                                                     run that passes no Ray Dataset (a private callback); with
                                                     ``placement_group_cleaner=False`` (the CLI) no detached
                                                     PlacementGroupCleaner actor either
+``tuning.trial.search_trial``          Ray 2.60     a Train controller that Tune stops (ASHA) while its workers
+                                                    die with it restarts them on its way out: that worker
+                                                    group's placement group is never freed (the GCS frees one
+                                                    once its creator actor and job are dead, and the actor's
+                                                    death came first). A trial's Train runs restart nothing
+                                                    (``max_failures=0``); Tune restarts the trial from its
+                                                    checkpoint instead (``--max-failures`` times)
 ``tracking.links.TRAINING_VIEW``       MLflow 3.17  the UI opens runs in its GenAI view unless told
 ``tracking.registry.process_tracking_uri`` MLflow 3.17 a version whose source is ``models:/m-...`` is
                                                     resolved through the process-wide tracking URI, not its

@@ -4,7 +4,6 @@ records from its newest checkpoint), whoever stopped the trial."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -54,15 +53,13 @@ def build_tuner(trial: Trial, base: SearchConfig, ropts: RunOptions, exp_id: str
                   "system_metrics_interval": ropts.system_metrics_interval,
                   "progress_interval": ropts.progress_interval, "parent_run_id": parent, **sweep}
     columns = list(dict.fromkeys(["epoch", sweep["metric"]] + (["proxy_acc"] if sweep.get("proxy_epochs") else [])))
-    # a trial's process (torch, MLflow and sddarts imported: ~4 CPU-seconds) runs the next trial too
-    tune_config = dataclasses.replace(tune_config, reuse_actors=True)
     return ray.tune.Tuner(
         trainable(trial),
         param_space={"base": base.to_dict(), "sweep": sweep_meta, **grid},
         tune_config=tune_config,
         run_config=ray.tune.RunConfig(
             name=ropts.name, storage_path=ropts.storage_path, verbose=0,  # our table, not Tune's
-            failure_config=ray.tune.FailureConfig(max_failures=1),
+            failure_config=ray.tune.FailureConfig(max_failures=base.max_failures),  # a trial's restarts (trial.py)
             callbacks=[make_callback(ropts, exp_id, parent, base.epochs, params, columns, planned),
                        StateOnStorage()]),
     )

@@ -59,6 +59,7 @@ def search_trial(config: dict[str, Any]) -> None:
     cfg = SearchConfig.from_dict({**config["base"], **sweep.get("variants", {}).get(variant, {}), **sampled})
     if not cfg.distills:  # one canonical plain-DARTS config
         cfg = cfg.replace(sd_weight=0.0, vote_count=0)
+    cfg = cfg.replace(max_failures=0)  # Tune restarts the trial instead (see the table in platform/compat)
     ctx = ray.tune.get_context()
     if variant == RANDOM or "retrains" in config:  # no search: random genotypes, retrained with the proxy recipe
         retrains = config.get("retrains") or [(cfg.seed, d, cfg.seed) for d in range(sweep["random_draws"])]
