@@ -1,5 +1,6 @@
-"""What a search survives, on one shared scenario: two CLI searches at once on one machine, each
-starting its own Ray; in one of them a Train worker is SIGKILLed (Ray Train restarts the group
+"""What a search survives, on one shared scenario: two CLI searches at once on one machine, one
+starting a Ray of its own beside the session's, which the other joins; in that other a Train
+worker is SIGKILLed (Ray Train restarts the group
 from the latest checkpoint), then the command is Ctrl-C'ed, its newest checkpoint cut short and an
 older one replaced by one whose unpickling runs code; ``--resume`` then finishes it. It must end
 with exactly the alpha and genotype of the other search, which nothing interrupted.
@@ -74,15 +75,15 @@ def recovered(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("recovery")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     flags = [*FLAGS, "--tracking-uri", uri, "--storage-path", str(tmp / "runs")]
-    own_ray = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # each command starts its own local Ray
+    own_ray = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # the command starts a local Ray
     own_ray["PYTHONUNBUFFERED"] = "1"
+    joins = {**own_ray, "RAY_ADDRESS": address}
     wait_for_free_cpus()
     jobs, logs = {}, {}
-    for name in ("uninterrupted", "killed"):
+    for name, env in (("uninterrupted", own_ray), ("killed", joins)):
         logs[name] = tmp / f"{name}.log"
-        jobs[name] = subprocess.Popen([*CLI, *flags, "--name", name], env=own_ray, cwd=tmp,
+        jobs[name] = subprocess.Popen([*CLI, *flags, "--name", name], env=env, cwd=tmp,
                                       stdout=logs[name].open("w"), stderr=subprocess.STDOUT)
-        time.sleep(5)
     snapshot = tmp / "runs" / "killed" / "checkpoint_manager_snapshot.json"
     alive = lambda: jobs["killed"].poll() is None  # noqa: E731
     _wait(lambda: len(_snapshot(snapshot)) >= 2 or not alive(), 240, logs["killed"])
@@ -105,7 +106,7 @@ def recovered(tmp_path_factory):
     crafted = snapshot.parent / older["checkpoint_dir_name"] / "state.pt"
     torch.save({"epoch": 1, "payload": _Payload(marker)}, str(crafted))  # someone with write access to the storage
     wait_for_free_cpus()
-    resumed = subprocess.run([*CLI, *flags, "--resume", "killed"], env={**own_ray, "RAY_ADDRESS": address}, cwd=tmp,
+    resumed = subprocess.run([*CLI, *flags, "--resume", "killed"], env=joins, cwd=tmp,
                              capture_output=True, text=True, timeout=300)
     wait_for_free_cpus()
     return SimpleNamespace(dir=tmp, uri=uri, client=client, exp=exp, logs={k: v.read_text() for k, v in logs.items()},
@@ -118,7 +119,7 @@ def _run(r, name):
     return run
 
 
-def test_two_searches_at_once_on_one_machine_each_with_its_own_ray(recovered):
+def test_two_searches_at_once_on_one_machine_one_with_a_ray_of_its_own(recovered):
     out = recovered.logs["uninterrupted"]
     assert "search uninterrupted finished" in out and "Traceback" not in out, out[-3000:]
     for name, log in recovered.logs.items():
