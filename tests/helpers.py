@@ -68,6 +68,20 @@ def wait_for_free_cpus(total: float = 2.0, timeout: float = 180.0) -> None:
     raise AssertionError(f"Ray still holds CPUs after {timeout:.0f}s: {ray.available_resources()}")
 
 
+def wait_for(predicate, timeout: float, what: str, log: Path, interval: float = 0.5):
+    """``predicate()``'s first truthy value within ``timeout`` seconds, polled every ``interval``;
+    else an AssertionError naming ``what`` with the end of ``log``."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(interval)
+    raise AssertionError(f"no {what} within {timeout:.0f}s:\n" + log.read_text()[-3000:])
+
+
 def check_search_records(out, space: str, uri: str, tmp_path: Path) -> None:
     """What every search logs in every space: its space, genotype (logged = returned), genotype
     diagnostics, alpha with its ops, and non-blank cell pictures, alpha heatmap/evolution and curves."""

@@ -4,6 +4,7 @@ each), a job submitted with `ray job submit`, runs landing in a real `mlflow ser
 job's credentials reach its Train workers on both nodes, a client without them cannot write, and
 the CLI says so in one line before anything starts. Checked over MLflow's REST API."""
 
+import base64
 import json
 import os
 import signal
@@ -11,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-import base64
 import urllib.request
 from pathlib import Path
 
@@ -32,7 +32,7 @@ def _port() -> int:
 
 def _get(url: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    token = base64.b64encode(f"{AUTH['MLFLOW_TRACKING_USERNAME']}:{PASSWORD}".encode()).decode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
                                                           "Authorization": f"Basic {token}"})
     with urllib.request.urlopen(req, timeout=10) as resp:
@@ -133,8 +133,9 @@ def cluster(tmp_path_factory):
 def test_job_on_two_nodes_logs_to_the_tracking_server(cluster):
     tmp, uri = cluster["tmp"], cluster["mlflow"]
     job = subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", cluster["dashboard"], "--",  # credentials: the driver's only
-         "env", *(f"{k}={v}" for k, v in AUTH.items()), sys.executable, "-m", "sddarts.platform.commands.cli", "search", "--C", "4", "--layers", "3", "--epochs", "2",
+        [str(BIN / "ray"), "job", "submit", "--address", cluster["dashboard"], "--",
+         "env", *(f"{k}={v}" for k, v in AUTH.items()),  # credentials in the driver's environment only
+         sys.executable, "-m", "sddarts.platform.commands.cli", "search", "--C", "4", "--layers", "3", "--epochs", "2",
          "--steps-per-epoch", "3", "--num-workers", "2", "--cpus-per-worker", "1", "--name", "two-nodes",
          "--tracking-uri", uri, "--storage-path", str(tmp / "runs")],
         env=cluster["env"], capture_output=True, text=True, timeout=600)

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +18,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from helpers import ensure_ray, wait_for_free_cpus
+from helpers import ensure_ray, wait_for, wait_for_free_cpus
 
 pytestmark = pytest.mark.ray
 
@@ -62,13 +61,6 @@ def _train_workers(run: str) -> list:
     return found
 
 
-def _wait(predicate, timeout: float, log: Path) -> None:
-    deadline = time.time() + timeout
-    while not predicate() and time.time() < deadline:
-        time.sleep(0.1)
-    assert predicate(), log.read_text()[-3000:]
-
-
 @pytest.fixture(scope="module")
 def recovered(tmp_path_factory):
     address = ensure_ray()
@@ -86,12 +78,13 @@ def recovered(tmp_path_factory):
                                       stdout=logs[name].open("w"), stderr=subprocess.STDOUT)
     snapshot = tmp / "runs" / "killed" / "checkpoint_manager_snapshot.json"
     alive = lambda: jobs["killed"].poll() is None  # noqa: E731
-    _wait(lambda: len(_snapshot(snapshot)) >= 2 or not alive(), 240, logs["killed"])
+    wait_for(lambda: len(_snapshot(snapshot)) >= 2 or not alive(), 240, "epoch 2's checkpoint", logs["killed"], 0.1)
     workers = _train_workers("killed")
     assert len(_snapshot(snapshot)) >= 2 and len(workers) == 2, logs["killed"].read_text()[-3000:]
     workers[-1].send_signal(signal.SIGKILL)  # one worker dies after epoch 2's checkpoint: the group restarts
     restarted = lambda: "[killed] resumed after epoch" in logs["killed"].read_text()  # noqa: E731
-    _wait(lambda: (restarted() and len(_snapshot(snapshot)) >= 3) or not alive(), 240, logs["killed"])
+    wait_for(lambda: (restarted() and len(_snapshot(snapshot)) >= 3) or not alive(), 240, "a checkpoint after the restart",
+             logs["killed"], 0.1)
     jobs["killed"].send_signal(signal.SIGINT)  # Ctrl-C once an epoch after the restart is checkpointed
     killed_rc = jobs["killed"].wait(timeout=120)
     assert jobs["uninterrupted"].wait(timeout=300) == 0, logs["uninterrupted"].read_text()[-3000:]

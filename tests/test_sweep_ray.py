@@ -16,7 +16,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from helpers import parent_and_children, wait_for_free_cpus
+from helpers import parent_and_children, wait_for, wait_for_free_cpus
 from sddarts.platform.commands.cli import main
 
 pytestmark = pytest.mark.ray
@@ -170,16 +170,6 @@ def test_asha_sweep_keeps_every_trials_records_and_ranks_only_completed_trials(a
     assert sum(",stopped," in row for row in table[1:]) == statuses.count("KILLED")
 
 
-def _wait_for(predicate, timeout: float, what: str, log: Path):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"no {what} within {timeout:.0f}s:\n" + log.read_text()[-3000:])
-
-
 def test_a_failed_copy_of_tunes_state_is_one_line_and_the_interrupted_proxy_sweep_still_ranks_and_registers(
         ray_session, tmp_path, sqlite_uri):
     """A sweep with a proxy retrain of each trial and ``--evaluate-best``, Ctrl-C'ed right after a
@@ -199,14 +189,14 @@ def test_a_failed_copy_of_tunes_state_is_one_line_and_the_interrupted_proxy_swee
 
     context = ray.get_runtime_context()  # this test's Ray (another may run beside it)
     session = Path(context.get_temp_dir()) / context.get_session_name()
-    (staging,) = _wait_for(lambda: list(session.glob("artifacts/*/px/driver_artifacts")), 120, "staging folder", log_path)
-    _wait_for(lambda: (runs / "px").is_dir(), 60, "experiment folder", log_path)
+    (staging,) = wait_for(lambda: list(session.glob("artifacts/*/px/driver_artifacts")), 120, "staging folder", log_path)
+    wait_for(lambda: (runs / "px").is_dir(), 60, "experiment folder", log_path)
     # A real copy failure in Ray's syncer: a file on storage where the staging folder holds a folder
     (runs / "px" / "blocker").write_text("a file")
     (staging / "blocker").mkdir()
     (staging / "blocker" / "x").write_text("x")
     warning = "sddarts: warning: copying Tune's experiment state to storage failed (FileExistsError"
-    _wait_for(lambda: warning in log_path.read_text(), 120, "warning line", log_path)
+    wait_for(lambda: warning in log_path.read_text(), 120, "warning line", log_path)
     first.send_signal(signal.SIGINT)  # Ctrl-C right after the failure: Tune's own last copy fails as well
     assert first.wait(timeout=180) == 130
     log = log_path.read_text()
